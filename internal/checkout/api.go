@@ -1,0 +1,103 @@
+package checkout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
+	"github.com/widgetstore/widgetstore/internal/shop"
+	"github.com/widgetstore/widgetstore/internal/store"
+)
+
+// publishWait bounds how long a request waits for a workflow to publish an
+// event that it publishes right after one or two steps.
+const publishWait = 30 * time.Second
+
+// Start starts the checkout for an idempotency key, or finds the one the
+// key already started, and returns the payment id the customer pays
+// against. Errors have a shop error kind: invalid request, unknown product,
+// or out of stock (a conflict).
+func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (paymentID string, err error) {
+	ctx := dbos.From(c.dbosCtx, reqCtx) // waits end with the request
+	if err := shop.ValidateKey(key); err != nil {
+		return "", err
+	}
+	if err := shop.ValidateQuantity(req.Quantity); err != nil {
+		return "", err
+	}
+	product, err := store.GetProduct(ctx, c.db.Q(), req.ProductID)
+	if err != nil {
+		return "", err
+	}
+	if _, err := dbos.RunWorkflow(c.dbosCtx, c.checkout, req, dbos.WithWorkflowID(key)); err != nil {
+		return "", fmt.Errorf("starting checkout %s: %w", key, err)
+	}
+	paymentID, err = dbos.GetEvent[string](ctx, key, EventPaymentID, publishWait)
+	if err != nil {
+		return "", fmt.Errorf("waiting for the payment id of checkout %s: %w", key, err)
+	}
+	if paymentID == "" {
+		if order, err := store.OrderByCheckoutID(ctx, c.db.Q(), key); err == nil {
+			product.Name = order.ProductName
+		}
+		return "", shop.Errorf(shop.ErrConflict, "%s is not available in that quantity", product.Name)
+	}
+	return paymentID, nil
+}
+
+// Pay reports a payment's status to the checkout waiting for it and returns
+// the order once the checkout has settled it. Reporting the same status
+// again is harmless and answers the same; an unknown payment id, or a status
+// for a payment that was already settled otherwise, is an error with a shop
+// error kind and changes nothing.
+func (c *Checkout) Pay(reqCtx context.Context, paymentID string, status shop.PaymentStatus) (shop.Order, error) {
+	ctx := dbos.From(c.dbosCtx, reqCtx) // waits end with the request
+	order, err := store.OrderByPaymentID(ctx, c.db.Q(), paymentID)
+	if errors.Is(err, shop.ErrNotFound) {
+		return order, shop.Errorf(shop.ErrNotFound, "unknown payment id %q", paymentID)
+	}
+	if err != nil {
+		return order, err
+	}
+	if order.Status != shop.StatusPending {
+		return order, settled(order, status)
+	}
+
+	handle, err := dbos.RunWorkflow(c.dbosCtx, c.payment, status, dbos.WithWorkflowID(paymentWorkflowID(paymentID)))
+	if err != nil {
+		return order, fmt.Errorf("reporting payment %s: %w", paymentID, err)
+	}
+	first, err := handle.GetResult()
+	if err != nil {
+		return order, fmt.Errorf("reporting payment %s: %w", paymentID, err)
+	}
+	if first != status {
+		return order, shop.Errorf(shop.ErrConflict, "payment %s was already reported %s", paymentID, first)
+	}
+	if _, err := dbos.GetEvent[int64](ctx, order.CheckoutID, EventOrderID, publishWait); err != nil {
+		return order, fmt.Errorf("waiting for checkout %s to settle payment %s: %w", order.CheckoutID, paymentID, err)
+	}
+	if order, err = store.GetOrder(ctx, c.db.Q(), order.ID); err != nil {
+		return order, err
+	}
+	// The payment can lose a race with the checkout's timeout.
+	return order, settled(order, status)
+}
+
+// settled says whether a settled order agrees with a reported status: nil
+// for a redelivery, a conflict for a contradiction.
+func settled(order shop.Order, status shop.PaymentStatus) error {
+	switch {
+	case status == shop.PaymentPaid && (order.Status == shop.StatusPaid || order.Status == shop.StatusDispatched):
+		return nil
+	case status == shop.PaymentFailed && order.Status == shop.StatusCancelled && order.CancelReason == shop.ReasonPaymentFailed:
+		return nil
+	case order.Status == shop.StatusCancelled:
+		return shop.Errorf(shop.ErrConflict, "order %d was cancelled (%s); payment not applied", order.ID, order.CancelReason)
+	default:
+		return shop.Errorf(shop.ErrConflict, "order %d is already %s", order.ID, order.Status)
+	}
+}

@@ -1,0 +1,83 @@
+package checkout
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
+	"github.com/widgetstore/widgetstore/internal/store"
+)
+
+// ApplicationVersion is recorded with every workflow. DBOS recovers only the
+// workflows of its own version, and its default is a hash of the binary, so
+// any rebuild would strand the workflows in flight. Change it only with a
+// change to the workflows that old executions could not replay.
+const ApplicationVersion = "widgetstore-1"
+
+// LaunchConfig is what Launch needs besides the database.
+type LaunchConfig struct {
+	Checkout   Config
+	ExecutorID string       // stable per instance: DBOS recovers its own executor's workflows
+	Logger     *slog.Logger // the app's; DBOS gets it at Warn level
+}
+
+// Launch starts DBOS on db, which must be migrated, registers the shop's
+// workflows and recovers the ones a previous run left pending. DBOS and the
+// app share db's one handle. Shut down with dbos.Shutdown, then close db.
+func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, dbos.Context, error) {
+	// DBOS logs at INFO per workflow and WARN per wait that times out (every
+	// unpaid order does): Warn keeps what matters.
+	dbosLogger := slog.New(warnOnly{cfg.Logger.Handler()})
+	if db.Postgres != nil {
+		// Before NewContext, so instances starting together don't race to
+		// create DBOS's schema.
+		if err := dbos.Migrate(ctx, db.URL, dbos.WithMigrateLogger(dbosLogger)); err != nil {
+			return nil, nil, fmt.Errorf("migrating the DBOS system tables: %w", err)
+		}
+	}
+	config := dbos.Config{
+		AppName:            "widgetstore",
+		ApplicationVersion: ApplicationVersion,
+		ExecutorID:         cfg.ExecutorID,
+		Logger:             dbosLogger,
+		SQLiteSystemDB:     db.SQLite,
+		SystemDBPool:       db.Postgres,
+	}
+	dbosCtx, err := dbos.NewContext(ctx, config)
+	if err != nil {
+		return nil, nil, fmt.Errorf("initializing DBOS: %w", err)
+	}
+	var ds *dbos.DataSource
+	if db.SQLite != nil {
+		ds, err = dbos.NewDataSource(dbosCtx, db.SQLite, dbos.WithDataSourceName("shop"))
+	} else {
+		ds, err = dbos.NewDataSource(dbosCtx, db.Postgres, dbos.WithDataSourceName("shop"))
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating the DBOS data source: %w", err)
+	}
+	co, err := New(db, ds, cfg.Checkout, cfg.Logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	co.Register(dbosCtx)
+	if err := dbos.Launch(dbosCtx); err != nil {
+		return nil, nil, fmt.Errorf("launching DBOS: %w", err)
+	}
+	return co, dbosCtx, nil
+}
+
+// warnOnly passes on records at Warn and above.
+type warnOnly struct{ slog.Handler }
+
+func (h warnOnly) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= slog.LevelWarn && h.Handler.Enabled(ctx, level)
+}
+
+func (h warnOnly) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return warnOnly{h.Handler.WithAttrs(attrs)}
+}
+
+func (h warnOnly) WithGroup(name string) slog.Handler { return warnOnly{h.Handler.WithGroup(name)} }

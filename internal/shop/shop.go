@@ -1,0 +1,137 @@
+// Package shop holds the widget store's domain: products, orders, their
+// statuses and the kinds of error the rest of the program maps to answers.
+// It does no I/O.
+package shop
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error kinds. Every error a handler can answer with wraps one of these, so
+// the HTTP layer maps an error to a status in one table.
+var (
+	ErrInvalid  = errors.New("invalid request")
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// Errorf returns an error of the given kind whose message is safe to show a
+// client: kind is one of the error kinds above.
+func Errorf(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// Error is an error meant for the client: its Message says what is wrong.
+type Error struct {
+	Kind    error
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+func (e *Error) Unwrap() error { return e.Kind }
+
+// Product is an item of the catalog. Money is integer cents throughout.
+type Product struct {
+	ID          int64
+	Name        string
+	Description string
+	Inventory   int
+	PriceCents  int64
+}
+
+// OrderStatus is where an order is in its life.
+type OrderStatus string
+
+const (
+	StatusPending    OrderStatus = "PENDING"    // created, stock reserved, awaiting payment
+	StatusPaid       OrderStatus = "PAID"       // paid, being dispatched
+	StatusDispatched OrderStatus = "DISPATCHED" // final
+	StatusCancelled  OrderStatus = "CANCELLED"  // final: out of stock, refused or unpaid
+)
+
+// LegacyCode is the integer the seed's API used for a status; its clients
+// still read "order_status".
+func (s OrderStatus) LegacyCode() int {
+	switch s {
+	case StatusDispatched:
+		return 1
+	case StatusPaid:
+		return 2
+	case StatusCancelled:
+		return -1
+	default:
+		return 0
+	}
+}
+
+// Final reports whether nothing more will happen to an order in status s.
+func (s OrderStatus) Final() bool { return s == StatusDispatched || s == StatusCancelled }
+
+// Why an order was cancelled.
+const (
+	ReasonOutOfStock     = "out of stock"
+	ReasonPaymentFailed  = "payment refused"
+	ReasonPaymentTimeout = "payment not received in time"
+)
+
+// PaymentStatus is what the payment provider reports through the webhook.
+type PaymentStatus string
+
+const (
+	PaymentPaid   PaymentStatus = "paid"
+	PaymentFailed PaymentStatus = "failed"
+)
+
+// ParsePaymentStatus validates the status segment of a payment webhook.
+func ParsePaymentStatus(s string) (PaymentStatus, error) {
+	switch PaymentStatus(s) {
+	case PaymentPaid, PaymentFailed:
+		return PaymentStatus(s), nil
+	}
+	return "", Errorf(ErrInvalid, "unknown payment status %q: want \"paid\" or \"failed\"", s)
+}
+
+// Order is one checkout's order.
+type Order struct {
+	ID                int64
+	CheckoutID        string // the checkout workflow's id: the client's idempotency key
+	PaymentID         string
+	ProductID         int64
+	ProductName       string
+	Quantity          int
+	TotalCents        int64
+	Status            OrderStatus
+	CancelReason      string
+	ProgressRemaining int
+	UpdatedAt         time.Time
+}
+
+// Limits on what a client may ask for.
+const (
+	MaxQuantity  = 10
+	MaxKeyLength = 128
+)
+
+// ValidateKey checks a client's idempotency key. It becomes a workflow id
+// and travels in URLs, so it is kept to a short, plain alphabet.
+func ValidateKey(key string) error {
+	if key == "" || len(key) > MaxKeyLength {
+		return Errorf(ErrInvalid, "idempotency key must be 1 to %d characters", MaxKeyLength)
+	}
+	for _, r := range key {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return Errorf(ErrInvalid, "idempotency key may hold only letters, digits, '-', '_' and '.'")
+		}
+	}
+	return nil
+}
+
+// ValidateQuantity checks how many widgets one checkout may buy.
+func ValidateQuantity(n int) error {
+	if n < 1 || n > MaxQuantity {
+		return Errorf(ErrInvalid, "quantity must be between 1 and %d", MaxQuantity)
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
+	"github.com/widgetstore/widgetstore/internal/shop"
+)
+
+var errOutOfStock = errors.New("out of stock")
+
+const productColumns = `product_id, product, description, inventory, price_cents`
+
+func scanProduct(row dbos.Row) (shop.Product, error) {
+	var p shop.Product
+	err := row.Scan(&p.ID, &p.Name, &p.Description, &p.Inventory, &p.PriceCents)
+	return p, err
+}
+
+// ListProducts returns the catalog in product id order.
+func ListProducts(ctx context.Context, q dbos.Querier) ([]shop.Product, error) {
+	rows, err := q.Query(ctx, `SELECT `+productColumns+` FROM products ORDER BY product_id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing products: %w", err)
+	}
+	defer rows.Close()
+	var products []shop.Product
+	for rows.Next() {
+		p, err := scanProduct(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing products: %w", err)
+		}
+		products = append(products, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing products: %w", err)
+	}
+	return products, nil
+}
+
+// GetProduct returns one product, or an error of kind shop.ErrNotFound.
+func GetProduct(ctx context.Context, q dbos.Querier, id int64) (shop.Product, error) {
+	p, err := scanProduct(q.QueryRow(ctx, `SELECT `+productColumns+` FROM products WHERE product_id = $1`, id))
+	if IsNoRows(err) {
+		return p, shop.Errorf(shop.ErrNotFound, "no product %d", id)
+	}
+	if err != nil {
+		return p, fmt.Errorf("reading product %d: %w", id, err)
+	}
+	return p, nil
+}
+
+// Restock tops every product up to level, writing each top-up to the
+// ledger, and returns how many products it topped up. Stock moves only by
+// relative updates, so a checkout reserving at the same moment still leaves
+// inventory equal to the ledger's sum.
+func (db *DB) Restock(ctx context.Context, level int) (int, error) {
+	var n int
+	err := db.inTx(ctx, func(tx dbos.Querier) error {
+		rows, err := tx.Query(ctx, `SELECT product_id, $1 - inventory FROM products WHERE inventory < $1`, level)
+		if err != nil {
+			return err
+		}
+		type topUp struct{ product, delta int64 }
+		var topUps []topUp
+		for rows.Next() {
+			var t topUp
+			if err := rows.Scan(&t.product, &t.delta); err != nil {
+				rows.Close()
+				return err
+			}
+			topUps = append(topUps, t)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		now := time.Now().UnixMilli()
+		for _, t := range topUps {
+			if err := moveStock(ctx, tx, t.product, nil, t.delta, "restock", now); err != nil {
+				return err
+			}
+		}
+		n = len(topUps)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("restocking to %d: %w", level, err)
+	}
+	return n, nil
+}
+
+// moveStock changes a product's stock by delta and records why in the
+// ledger. A decrease that would take the stock below zero changes nothing
+// and returns errOutOfStock.
+func moveStock(ctx context.Context, tx dbos.Querier, product int64, order *int64, delta int64, reason string, nowMs int64) error {
+	res, err := tx.Exec(ctx, `UPDATE products SET inventory = inventory + $1 WHERE product_id = $2 AND inventory + $1 >= 0`, delta, product)
+	if err != nil {
+		return fmt.Errorf("moving stock of product %d by %d: %w", product, delta, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return errOutOfStock
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)
+		VALUES ($1, $2, $3, $4, $5)`, product, order, delta, reason, nowMs); err != nil {
+		return fmt.Errorf("recording a stock move of product %d: %w", product, err)
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+// Package store holds the application tables' SQL for SQLite and PostgreSQL,
+// and the one database handle that the app and DBOS share.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	// Registers modernc.org/sqlite with database/sql and with DBOS.
+	_ "github.com/dbos-inc/dbos-transact-golang/dbos/driver/sqlite"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// DB is the single handle on the database. Exactly one of SQLite and
+// Postgres is set. DBOS gets the same handle (Config.SQLiteSystemDB or
+// Config.SystemDBPool, and NewDataSource), so an app write and its workflow
+// checkpoint commit in one transaction; a second handle on one SQLite file
+// would also make the two contend for its lock.
+type DB struct {
+	SQLite   *sql.DB
+	Postgres *pgxpool.Pool
+	// URL is what the handle was opened from; dbos.Migrate needs it.
+	URL string
+}
+
+// Open opens the database that url names: a postgres:// or postgresql://
+// URL, or a SQLite file as sqlite:PATH or a plain path.
+func Open(ctx context.Context, url string) (*DB, error) {
+	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			return nil, fmt.Errorf("opening postgres: %w", err)
+		}
+		if err := pool.Ping(ctx); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("connecting to postgres: %w", err)
+		}
+		return &DB{Postgres: pool, URL: url}, nil
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//")
+	if path == "" {
+		return nil, errors.New("empty database path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("creating the database directory: %w", err)
+	}
+	// _txlock=immediate takes the write lock at BEGIN, so two writers queue
+	// on busy_timeout instead of one failing with SQLITE_BUSY at its first
+	// write. WAL lets the page's reads run beside a writer.
+	dsn := "file:" + path + "?_txlock=immediate" +
+		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening sqlite %s: %w", path, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening sqlite %s: %w", path, err)
+	}
+	return &DB{SQLite: db, URL: "sqlite:" + path}, nil
+}
+
+// Close closes the handle. Call it after DBOS has shut down.
+func (db *DB) Close() {
+	if db.SQLite != nil {
+		db.SQLite.Close()
+	}
+	if db.Postgres != nil {
+		db.Postgres.Close()
+	}
+}
+
+// Engine names the engine, as migrations/ does: "sqlite" or "postgres".
+func (db *DB) Engine() string {
+	if db.Postgres != nil {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// Q returns a Querier that runs each statement on its own, outside any
+// workflow: for reads, and for the operator's restock.
+func (db *DB) Q() dbos.Querier {
+	if db.Postgres != nil {
+		return pgxQuerier{db.Postgres}
+	}
+	return sqlQuerier{db.SQLite}
+}
+
+// Migrate brings the application tables up to date. Applied versions are
+// recorded in app_migrations; concurrent starts are serialized by the
+// migration transaction (an advisory lock on Postgres, the write lock on
+// SQLite), so several instances may start at once.
+func (db *DB) Migrate(ctx context.Context) error {
+	dir := "migrations/" + db.Engine()
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return fmt.Errorf("reading migrations: %w", err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	slices.Sort(names)
+
+	return db.inTx(ctx, func(tx dbos.Querier) error {
+		if db.Postgres != nil {
+			// Any constant key: it only has to be the same for every instance.
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7263849150)`); err != nil {
+				return fmt.Errorf("taking the migration lock: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS app_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+			return fmt.Errorf("creating app_migrations: %w", err)
+		}
+		var applied int
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM app_migrations`).Scan(&applied); err != nil {
+			return fmt.Errorf("reading the schema version: %w", err)
+		}
+		for _, name := range names {
+			version, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
+			if err != nil {
+				return fmt.Errorf("migration %s: name must start with its number", name)
+			}
+			if version <= applied {
+				continue
+			}
+			text, err := fs.ReadFile(migrations, dir+"/"+name)
+			if err != nil {
+				return err
+			}
+			// Statements end with ';', which comments may hold too.
+			for _, stmt := range strings.Split(stripComments(string(text)), ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if _, err := tx.Exec(ctx, stmt); err != nil {
+					return fmt.Errorf("migration %s: %w", name, err)
+				}
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO app_migrations (version) VALUES ($1)`, version); err != nil {
+				return fmt.Errorf("recording migration %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// stripComments drops the lines that are "--" comments.
+func stripComments(sql string) string {
+	var b strings.Builder
+	for line := range strings.Lines(sql) {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+// inTx runs fn in one transaction outside any workflow.
+func (db *DB) inTx(ctx context.Context, fn func(tx dbos.Querier) error) error {
+	if db.Postgres != nil {
+		return pgx.BeginFunc(ctx, db.Postgres, func(tx pgx.Tx) error { return fn(pgxQuerier{tx}) })
+	}
+	tx, err := db.SQLite.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(sqlQuerier{tx}); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// IsNoRows reports whether err says a query matched no row, on either engine.
+func IsNoRows(err error) bool {
+	return errors.Is(err, dbos.ErrNoRows) || errors.Is(err, sql.ErrNoRows)
+}

@@ -1,0 +1,209 @@
+package web
+
+import (
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/shop"
+	"github.com/widgetstore/widgetstore/internal/store"
+)
+
+// restockLevel is what the restock button tops every product up to, as the
+// seed's did.
+const restockLevel = 100
+
+// ordersListed bounds GET /orders.
+const ordersListed = 100
+
+type productJSON struct {
+	ID          int64   `json:"product_id"`
+	Name        string  `json:"product"`
+	Description string  `json:"description"`
+	Inventory   int     `json:"inventory"`
+	PriceCents  int64   `json:"price_cents"`
+	Price       float64 `json:"price"` // the seed's decimal price, for its clients
+}
+
+func toProductJSON(p shop.Product) productJSON {
+	return productJSON{ID: p.ID, Name: p.Name, Description: p.Description, Inventory: p.Inventory,
+		PriceCents: p.PriceCents, Price: float64(p.PriceCents) / 100}
+}
+
+type orderJSON struct {
+	ID                int64            `json:"order_id"`
+	LegacyStatus      int              `json:"order_status"` // the seed's integer status
+	Status            shop.OrderStatus `json:"status"`
+	CancelReason      string           `json:"cancel_reason"`
+	ProductID         int64            `json:"product_id"`
+	ProductName       string           `json:"product"`
+	Quantity          int              `json:"quantity"`
+	TotalCents        int64            `json:"total_cents"`
+	ProgressRemaining int              `json:"progress_remaining"`
+	PaymentID         string           `json:"payment_id"`
+	UpdatedAt         time.Time        `json:"last_update_time"`
+}
+
+func toOrderJSON(o shop.Order) orderJSON {
+	return orderJSON{ID: o.ID, LegacyStatus: o.Status.LegacyCode(), Status: o.Status, CancelReason: o.CancelReason,
+		ProductID: o.ProductID, ProductName: o.ProductName, Quantity: o.Quantity, TotalCents: o.TotalCents,
+		ProgressRemaining: o.ProgressRemaining, PaymentID: o.PaymentID, UpdatedAt: o.UpdatedAt}
+}
+
+// handleIndex handles "GET /": the page.
+func handleIndex(assets fs.FS) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, assets, "index.html")
+	})
+}
+
+// handleProduct handles "GET /product": the seed's one product, the first
+// of the catalog.
+func handleProduct(logger *slog.Logger, db *store.DB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		products, err := store.ListProducts(r.Context(), db.Q())
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		if len(products) == 0 {
+			writeError(w, r, logger, shop.Errorf(shop.ErrNotFound, "the catalog is empty"))
+			return
+		}
+		writeJSON(w, http.StatusOK, toProductJSON(products[0]))
+	})
+}
+
+// handleProducts handles "GET /api/products": the whole catalog.
+func handleProducts(logger *slog.Logger, db *store.DB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		products, err := store.ListProducts(r.Context(), db.Q())
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		out := make([]productJSON, len(products))
+		for i, p := range products {
+			out[i] = toProductJSON(p)
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// handleOrders handles "GET /orders": the newest orders first.
+func handleOrders(logger *slog.Logger, db *store.DB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		orders, err := store.ListOrders(r.Context(), db.Q(), ordersListed)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		out := make([]orderJSON, len(orders))
+		for i, o := range orders {
+			out[i] = toOrderJSON(o)
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// handleOrder handles "GET /order/{id}".
+func handleOrder(logger *slog.Logger, db *store.DB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil || id <= 0 {
+			writeError(w, r, logger, shop.Errorf(shop.ErrInvalid, "order id must be a positive integer"))
+			return
+		}
+		order, err := store.GetOrder(r.Context(), db.Q(), id)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, toOrderJSON(order))
+	})
+}
+
+// handleRestock handles "POST /restock": every product back up to 100.
+func handleRestock(logger *slog.Logger, db *store.DB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := db.Restock(r.Context(), restockLevel)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]int{"restocked": n})
+	})
+}
+
+// handleCheckout handles "POST /checkout/{key}". The key is the client's
+// idempotency key: the same key always answers the same payment id and
+// places one order. The body is optional JSON {"product_id", "quantity"};
+// without one it buys one of the seed's widget. It answers the payment id
+// as text, as the seed did.
+func handleCheckout(logger *slog.Logger, co *checkout.Checkout) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := struct {
+			ProductID int64 `json:"product_id"`
+			Quantity  int   `json:"quantity"`
+		}{ProductID: 1, Quantity: 1}
+		if err := decode(r, &body); err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		paymentID, err := co.Start(r.Context(), r.PathValue("key"), checkout.Request{ProductID: body.ProductID, Quantity: body.Quantity})
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		writeText(w, paymentID)
+	})
+}
+
+// handlePaymentWebhook handles "POST /payment_webhook/{payment_id}/{status}",
+// the payment provider's report. It answers, as text, the id of the order
+// once the checkout has settled it. A redelivery answers the same.
+func handlePaymentWebhook(logger *slog.Logger, co *checkout.Checkout) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		status, err := shop.ParsePaymentStatus(r.PathValue("status"))
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		order, err := co.Pay(r.Context(), r.PathValue("payment_id"), status)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		writeText(w, strconv.FormatInt(order.ID, 10))
+	})
+}
+
+// handleCrash handles "POST /crash_application": it kills the process, as
+// a crash would, for the demo. The supervisor starts it again.
+func handleCrash(logger *slog.Logger, crash func()) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if crash == nil {
+			writeError(w, r, logger, shop.Errorf(shop.ErrNotFound, "the crash button is turned off"))
+			return
+		}
+		logger.Warn("crash button pressed: killing the process")
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "crashing"})
+		http.NewResponseController(w).Flush() // the answer goes out before the process dies
+		crash()
+	})
+}
+
+// handleHealth handles "GET /healthz": 200 once the database answers.
+func handleHealth(logger *slog.Logger, db *store.DB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := store.ListProducts(r.Context(), db.Q()); err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}

@@ -1,0 +1,59 @@
+// Package web serves the shop: the seed's HTTP API, the JSON API beside
+// it, and the page, whose assets are embedded in the binary.
+package web
+
+import (
+	"embed"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/store"
+)
+
+//go:embed static
+var static embed.FS
+
+// Server is the shop's HTTP handler and what it needs.
+type Server struct {
+	logger   *slog.Logger
+	db       *store.DB
+	checkout *checkout.Checkout
+	// CrashFunc kills the process for the crash button; nil turns the
+	// button off (404).
+	crashFunc func()
+	mux       *http.ServeMux
+}
+
+// NewServer returns the shop's handler. crash is what the crash button
+// calls; pass nil to turn it off.
+func NewServer(logger *slog.Logger, db *store.DB, co *checkout.Checkout, crash func()) *Server {
+	s := &Server{logger: logger, db: db, checkout: co, crashFunc: crash, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	s.mux.ServeHTTP(rec, r)
+	if rec.status >= 500 {
+		s.logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+	} else {
+		s.logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+	}
+}
+
+// statusRecorder remembers the status a handler answered with, for the log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
