@@ -28,8 +28,7 @@ func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (payme
 	if err := shop.ValidateQuantity(req.Quantity); err != nil {
 		return "", err
 	}
-	product, err := store.GetProduct(ctx, c.db.Q(), req.ProductID)
-	if err != nil {
+	if _, err := store.GetProduct(ctx, c.db.Q(), req.ProductID); err != nil {
 		return "", err
 	}
 	if _, err := dbos.RunWorkflow(c.dbosCtx, c.checkout, req, dbos.WithWorkflowID(key)); err != nil {
@@ -40,10 +39,13 @@ func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (payme
 		return "", fmt.Errorf("waiting for the payment id of checkout %s: %w", key, err)
 	}
 	if paymentID == "" {
-		if order, err := store.OrderByCheckoutID(ctx, c.db.Q(), key); err == nil {
-			product.Name = order.ProductName
+		// The checkout published no payment id: it cancelled the order
+		// for want of stock, or it failed, which its status records.
+		order, err := store.OrderByCheckoutID(ctx, c.db.Q(), key)
+		if err == nil && order.CancelReason == shop.ReasonOutOfStock {
+			return "", shop.Errorf(shop.ErrConflict, "%s is not available in that quantity", order.ProductName)
 		}
-		return "", shop.Errorf(shop.ErrConflict, "%s is not available in that quantity", product.Name)
+		return "", fmt.Errorf("checkout %s placed no order (order lookup: %w)", key, err)
 	}
 	return paymentID, nil
 }

@@ -32,7 +32,7 @@ func CreateOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (shop.Order, 
 	var id int64
 	err := tx.QueryRow(ctx, `
 		INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status, progress_remaining, created_at_ms, updated_at_ms)
-		SELECT $1, $2, product_id, $3, price_cents * $3, $4, $5, $6, $6 FROM products WHERE product_id = $7
+		SELECT $1, $2, product_id, $3, price_cents * CAST($3 AS INTEGER), $4, $5, $6, $6 FROM products WHERE product_id = $7
 		RETURNING order_id`,
 		o.CheckoutID, o.PaymentID, o.Quantity, shop.StatusPending, o.Steps, now, o.ProductID).Scan(&id)
 	if IsNoRows(err) {
