@@ -1,0 +1,31 @@
+.DEFAULT_GOAL := help
+
+help: ## list the tasks
+	@grep -E '^[a-z/-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+run: ## run the shop on :8080 with SQLite under ./data
+	go run ./cmd/widgetstore
+
+run/postgres: ## run the shop on the local PostgreSQL
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable go run ./cmd/widgetstore
+
+test: ## run every test (PostgreSQL and chromium are used when present)
+	go test -count=1 ./...
+
+test/race: ## every test under the race detector (needs cgo)
+	go test -race -count=1 ./...
+
+chaos: ## only the tests that SIGKILL the real binary
+	go test -count=1 -v ./chaos
+
+bench: ## the payment round trip and checkout benchmarks
+	go test -run '^$$' -bench . -benchtime 200x ./internal/checkout
+
+lint: ## vet and gofmt
+	go vet ./...
+	test -z "$$(gofmt -l .)"
+
+ci: ## what CI runs
+	bash .ci/run
+
+.PHONY: help run run/postgres test test/race chaos bench lint ci

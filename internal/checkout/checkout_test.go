@@ -1,0 +1,326 @@
+package checkout_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
+	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/shop"
+	"github.com/widgetstore/widgetstore/internal/store"
+)
+
+// fastConfig keeps the tests quick: a dispatch of 3 short steps.
+var fastConfig = checkout.Config{PaymentTimeout: 30 * time.Second, DispatchSteps: 3, DispatchInterval: 20 * time.Millisecond}
+
+type fixture struct {
+	db *store.DB
+	co *checkout.Checkout
+}
+
+// setup launches the shop's workflows on a fresh database at url.
+func setup(t testing.TB, url string, cfg checkout.Config) fixture {
+	t.Helper()
+	logger := dbtest.Logger(t)
+	ctx := context.Background()
+	db, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	co, dbosCtx, err := checkout.Launch(ctx, db, checkout.LaunchConfig{Checkout: cfg, ExecutorID: "test", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := dbos.Shutdown(dbosCtx, 10*time.Second); err != nil {
+			t.Errorf("shutting DBOS down: %v", err)
+		}
+	})
+	return fixture{db: db, co: co}
+}
+
+func (f fixture) product(t testing.TB, id int64) shop.Product {
+	t.Helper()
+	p, err := store.GetProduct(context.Background(), f.db.Q(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// awaitOrder waits for the order to reach status, and returns it.
+func (f fixture) awaitOrder(t testing.TB, id int64, status shop.OrderStatus) shop.Order {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		o, err := store.GetOrder(context.Background(), f.db.Q(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Status == status {
+			return o
+		}
+		if o.Status.Final() || time.Now().After(deadline) {
+			t.Fatalf("order %d is %s (%s), want %s", id, o.Status, o.CancelReason, status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// audit fails the test if the books do not balance.
+func (f fixture) audit(t testing.TB) {
+	t.Helper()
+	breaches, err := store.Audit(context.Background(), f.db.Q())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range breaches {
+		t.Errorf("audit: %s", b)
+	}
+}
+
+func (f fixture) orderCount(t testing.TB) int {
+	t.Helper()
+	orders, err := store.ListOrders(context.Background(), f.db.Q(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(orders)
+}
+
+func wantKind(t testing.TB, err, kind error) {
+	t.Helper()
+	var shopErr *shop.Error
+	if !errors.Is(err, kind) || !errors.As(err, &shopErr) {
+		t.Fatalf("got error %v, want a shop error of kind %v", err, kind)
+	}
+}
+
+func TestCheckoutPaid(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		f := setup(t, url, fastConfig)
+		ctx := context.Background()
+		stock := f.product(t, 1).Inventory
+
+		paymentID, err := f.co.Start(ctx, "paid-1", checkout.Request{ProductID: 1, Quantity: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := f.co.Start(ctx, "paid-1", checkout.Request{ProductID: 1, Quantity: 2})
+		if err != nil || again != paymentID {
+			t.Fatalf("same key again: got %q, %v; want %q", again, err, paymentID)
+		}
+		if got := f.product(t, 1).Inventory; got != stock-2 {
+			t.Errorf("stock while awaiting payment = %d, want %d", got, stock-2)
+		}
+
+		order, err := f.co.Pay(ctx, paymentID, shop.PaymentPaid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if order.Status != shop.StatusPaid && order.Status != shop.StatusDispatched {
+			t.Fatalf("after payment the order is %s, want PAID or DISPATCHED", order.Status)
+		}
+		if order.TotalCents != 2*9999 || order.Quantity != 2 || order.CheckoutID != "paid-1" {
+			t.Errorf("order = %+v, want 2 widgets for 19998 cents, checkout paid-1", order)
+		}
+		dispatched := f.awaitOrder(t, order.ID, shop.StatusDispatched)
+		if dispatched.ProgressRemaining != 0 {
+			t.Errorf("dispatched with progress_remaining %d", dispatched.ProgressRemaining)
+		}
+
+		// A redelivered webhook answers the same and changes nothing.
+		redelivered, err := f.co.Pay(ctx, paymentID, shop.PaymentPaid)
+		if err != nil || redelivered.ID != order.ID {
+			t.Fatalf("redelivered payment: got order %d, %v; want order %d", redelivered.ID, err, order.ID)
+		}
+		// A contradicting one is refused and changes nothing.
+		_, err = f.co.Pay(ctx, paymentID, shop.PaymentFailed)
+		wantKind(t, err, shop.ErrConflict)
+
+		if got := f.product(t, 1).Inventory; got != stock-2 {
+			t.Errorf("stock after dispatch = %d, want %d", got, stock-2)
+		}
+		if n := f.orderCount(t); n != 1 {
+			t.Errorf("%d orders, want 1", n)
+		}
+		f.audit(t)
+	})
+}
+
+func TestCheckoutRefused(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		f := setup(t, url, fastConfig)
+		ctx := context.Background()
+		stock := f.product(t, 2).Inventory
+
+		paymentID, err := f.co.Start(ctx, "refused-1", checkout.Request{ProductID: 2, Quantity: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		order, err := f.co.Pay(ctx, paymentID, shop.PaymentFailed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if order.Status != shop.StatusCancelled || order.CancelReason != shop.ReasonPaymentFailed {
+			t.Fatalf("order is %s (%s), want CANCELLED (%s)", order.Status, order.CancelReason, shop.ReasonPaymentFailed)
+		}
+		if _, err := f.co.Pay(ctx, paymentID, shop.PaymentFailed); err != nil {
+			t.Errorf("redelivered refusal: %v", err)
+		}
+		_, err = f.co.Pay(ctx, paymentID, shop.PaymentPaid)
+		wantKind(t, err, shop.ErrConflict)
+
+		if got := f.product(t, 2).Inventory; got != stock {
+			t.Errorf("stock = %d, want %d: the refused order's stock is released", got, stock)
+		}
+		f.audit(t)
+	})
+}
+
+func TestCheckoutPaymentTimeout(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		cfg := fastConfig
+		cfg.PaymentTimeout = 300 * time.Millisecond
+		f := setup(t, url, cfg)
+		ctx := context.Background()
+		stock := f.product(t, 1).Inventory
+
+		paymentID, err := f.co.Start(ctx, "timeout-1", checkout.Request{ProductID: 1, Quantity: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		order, err := store.OrderByPaymentID(ctx, f.db.Q(), paymentID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		order = f.awaitOrder(t, order.ID, shop.StatusCancelled)
+		if order.CancelReason != shop.ReasonPaymentTimeout {
+			t.Errorf("cancel reason %q, want %q", order.CancelReason, shop.ReasonPaymentTimeout)
+		}
+		// A payment after the deadline is refused, at once.
+		start := time.Now()
+		_, err = f.co.Pay(ctx, paymentID, shop.PaymentPaid)
+		wantKind(t, err, shop.ErrConflict)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("late payment answered after %v, want at once", d)
+		}
+		if got := f.product(t, 1).Inventory; got != stock {
+			t.Errorf("stock = %d, want %d", got, stock)
+		}
+		f.audit(t)
+	})
+}
+
+func TestCheckoutOutOfStock(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		f := setup(t, url, fastConfig)
+		ctx := context.Background()
+		stock := f.product(t, 3).Inventory
+
+		if _, err := f.co.Start(ctx, "all-of-them", checkout.Request{ProductID: 3, Quantity: stock}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.co.Start(ctx, "one-more", checkout.Request{ProductID: 3, Quantity: 1})
+		wantKind(t, err, shop.ErrConflict)
+		// The same key again answers the same.
+		_, err = f.co.Start(ctx, "one-more", checkout.Request{ProductID: 3, Quantity: 1})
+		wantKind(t, err, shop.ErrConflict)
+
+		order, err := store.OrderByCheckoutID(ctx, f.db.Q(), "one-more")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if order.Status != shop.StatusCancelled || order.CancelReason != shop.ReasonOutOfStock {
+			t.Errorf("order is %s (%s), want CANCELLED (%s)", order.Status, order.CancelReason, shop.ReasonOutOfStock)
+		}
+		// Its payment id was never handed out; a payment for it changes nothing.
+		_, err = f.co.Pay(ctx, order.PaymentID, shop.PaymentPaid)
+		wantKind(t, err, shop.ErrConflict)
+		if got := f.product(t, 3).Inventory; got != 0 {
+			t.Errorf("stock = %d, want 0", got)
+		}
+		f.audit(t)
+	})
+}
+
+// TestCheckoutNeverOversells races more checkouts than there is stock.
+func TestCheckoutNeverOversells(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		f := setup(t, url, fastConfig)
+		ctx := context.Background()
+		stock := f.product(t, 3).Inventory
+		const buyers = 25
+
+		var wg sync.WaitGroup
+		errs := make([]error, buyers)
+		for i := range buyers {
+			wg.Go(func() {
+				_, errs[i] = f.co.Start(ctx, fmt.Sprintf("race-%d", i), checkout.Request{ProductID: 3, Quantity: 1})
+			})
+		}
+		wg.Wait()
+		sold := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				sold++
+			case errors.Is(err, shop.ErrConflict):
+			default:
+				t.Errorf("checkout: %v", err)
+			}
+		}
+		if sold != stock {
+			t.Errorf("%d checkouts got stock, want %d", sold, stock)
+		}
+		if got := f.product(t, 3).Inventory; got != 0 {
+			t.Errorf("stock = %d, want 0", got)
+		}
+		if n := f.orderCount(t); n != buyers {
+			t.Errorf("%d orders, want one per key: %d", n, buyers)
+		}
+		f.audit(t)
+	})
+}
+
+func TestCheckoutRejectsBadInput(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		f := setup(t, url, fastConfig)
+		ctx := context.Background()
+		tests := []struct {
+			name string
+			key  string
+			req  checkout.Request
+			kind error
+		}{
+			{"empty key", "", checkout.Request{ProductID: 1, Quantity: 1}, shop.ErrInvalid},
+			{"key with a space", "a b", checkout.Request{ProductID: 1, Quantity: 1}, shop.ErrInvalid},
+			{"key with a colon", "payment:x", checkout.Request{ProductID: 1, Quantity: 1}, shop.ErrInvalid},
+			{"zero quantity", "k1", checkout.Request{ProductID: 1, Quantity: 0}, shop.ErrInvalid},
+			{"too many", "k2", checkout.Request{ProductID: 1, Quantity: shop.MaxQuantity + 1}, shop.ErrInvalid},
+			{"unknown product", "k3", checkout.Request{ProductID: 99, Quantity: 1}, shop.ErrNotFound},
+		}
+		for _, tt := range tests {
+			_, err := f.co.Start(ctx, tt.key, tt.req)
+			if !errors.Is(err, tt.kind) {
+				t.Errorf("%s: got %v, want kind %v", tt.name, err, tt.kind)
+			}
+		}
+		_, err := f.co.Pay(ctx, "pay_unknown", shop.PaymentPaid)
+		wantKind(t, err, shop.ErrNotFound)
+		if n := f.orderCount(t); n != 0 {
+			t.Errorf("%d orders after bad requests, want 0", n)
+		}
+		f.audit(t)
+	})
+}
