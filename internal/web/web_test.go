@@ -1,0 +1,216 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
+	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/store"
+	"github.com/widgetstore/widgetstore/internal/web"
+)
+
+// testConfig: a short dispatch, so a paid order is dispatched in the test.
+var testConfig = checkout.Config{PaymentTimeout: 30 * time.Second, DispatchSteps: 3, DispatchInterval: 50 * time.Millisecond}
+
+type testServer struct {
+	URL     string
+	db      *store.DB
+	crashed chan struct{} // receives when the crash button is pressed
+}
+
+// newTestServer serves the shop on a real HTTP server over a fresh
+// database at url, with DBOS launched on it. The crash button only reports
+// that it was pressed.
+func newTestServer(t testing.TB, url string, cfg checkout.Config) *testServer {
+	t.Helper()
+	logger := dbtest.Logger(t)
+	ctx := context.Background()
+	db, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	co, dbosCtx, err := checkout.Launch(ctx, db, checkout.LaunchConfig{Checkout: cfg, ExecutorID: "test", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dbos.Shutdown(dbosCtx, 10*time.Second) })
+	crashed := make(chan struct{}, 10)
+	srv := httptest.NewServer(web.NewServer(logger, db, co, func() { crashed <- struct{}{} }))
+	t.Cleanup(srv.Close)
+	return &testServer{URL: srv.URL, db: db, crashed: crashed}
+}
+
+type response struct {
+	status      int
+	contentType string
+	body        string
+}
+
+func (s *testServer) do(t testing.TB, method, path, body string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), body: string(b)}
+}
+
+// snapshot is what a bad request must leave as it was.
+func (s *testServer) snapshot(t testing.TB) string {
+	t.Helper()
+	r := s.do(t, "GET", "/api/products", "")
+	o := s.do(t, "GET", "/orders", "")
+	return r.body + o.body
+}
+
+func TestSeedFlow(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		s := newTestServer(t, url, testConfig)
+
+		r := s.do(t, "GET", "/product", "")
+		var product struct {
+			ID        int64   `json:"product_id"`
+			Name      string  `json:"product"`
+			Inventory int     `json:"inventory"`
+			Price     float64 `json:"price"`
+		}
+		if err := json.Unmarshal([]byte(r.body), &product); err != nil || r.status != 200 {
+			t.Fatalf("GET /product: %d %s", r.status, r.body)
+		}
+		if product.Name != "Premium Quality Widget" || product.Price != 99.99 || product.Inventory != 100 {
+			t.Errorf("GET /product = %+v", product)
+		}
+
+		// The seed's client sends no body: one widget.
+		r = s.do(t, "POST", "/checkout/seed-key-1", "")
+		if r.status != 200 || !strings.HasPrefix(r.contentType, "text/plain") || r.body == "" {
+			t.Fatalf("checkout: %d %q %s", r.status, r.contentType, r.body)
+		}
+		paymentID := r.body
+		if again := s.do(t, "POST", "/checkout/seed-key-1", ""); again.body != paymentID {
+			t.Errorf("same key again: %d %s, want payment id %s", again.status, again.body, paymentID)
+		}
+
+		r = s.do(t, "POST", "/payment_webhook/"+paymentID+"/paid", "")
+		if r.status != 200 {
+			t.Fatalf("webhook: %d %s", r.status, r.body)
+		}
+		orderID := r.body
+
+		deadline := time.Now().Add(20 * time.Second)
+		var order struct {
+			Status            string `json:"status"`
+			LegacyStatus      int    `json:"order_status"`
+			ProgressRemaining int    `json:"progress_remaining"`
+		}
+		for order.Status != "DISPATCHED" && time.Now().Before(deadline) {
+			r = s.do(t, "GET", "/order/"+orderID, "")
+			if err := json.Unmarshal([]byte(r.body), &order); err != nil {
+				t.Fatalf("GET /order/%s: %d %s", orderID, r.status, r.body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if order.Status != "DISPATCHED" || order.LegacyStatus != 1 || order.ProgressRemaining != 0 {
+			t.Errorf("order = %+v, want DISPATCHED (1) with nothing remaining", order)
+		}
+
+		// Three of the four products are below 100: the widget sold one.
+		if r := s.do(t, "POST", "/restock", ""); r.status != 200 || r.body != "{\"restocked\":3}\n" {
+			t.Errorf("restock: %d %s", r.status, r.body)
+		}
+		if err := json.Unmarshal([]byte(s.do(t, "GET", "/product", "").body), &product); err != nil || product.Inventory != 100 {
+			t.Errorf("after restock: %+v, %v; want 100 in stock", product, err)
+		}
+		if r := s.do(t, "POST", "/crash_application", ""); r.status != http.StatusAccepted {
+			t.Errorf("crash: %d %s", r.status, r.body)
+		}
+		select {
+		case <-s.crashed:
+		default:
+			t.Error("the crash button did not call the crash function")
+		}
+	})
+}
+
+func TestBadRequestsChangeNothing(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		s := newTestServer(t, url, testConfig)
+		paymentID := s.do(t, "POST", "/checkout/settled", "").body
+		if r := s.do(t, "POST", "/payment_webhook/"+paymentID+"/failed", ""); r.status != 200 {
+			t.Fatalf("refusing the setup order: %d %s", r.status, r.body)
+		}
+		before := s.snapshot(t)
+
+		tests := []struct {
+			method, path, body string
+			status             int
+		}{
+			{"POST", "/checkout/bad%20key", "", 400},
+			{"POST", "/checkout/" + strings.Repeat("k", 129), "", 400},
+			{"POST", "/checkout/has:colon", "", 400},
+			{"POST", "/checkout/k1", `{"product_id": 1, "quantity": 0}`, 400},
+			{"POST", "/checkout/k2", `{"product_id": 1, "quantity": 11}`, 400},
+			{"POST", "/checkout/k3", `{"product_id": 1, "quantity": "two"}`, 400},
+			{"POST", "/checkout/k4", `{"product_id": 1, "colour": "red"}`, 400},
+			{"POST", "/checkout/k5", `{"product_id":`, 400},
+			{"POST", "/checkout/k6", `{"product_id": 99}`, 404},
+			{"POST", "/payment_webhook/pay_nope/paid", "", 404},
+			{"POST", "/payment_webhook/" + paymentID + "/maybe", "", 400},
+			{"POST", "/payment_webhook/" + paymentID + "/paid", "", 409},
+			{"GET", "/order/abc", "", 400},
+			{"GET", "/order/-1", "", 400},
+			{"GET", "/order/999", "", 404},
+		}
+		for _, tt := range tests {
+			start := time.Now()
+			r := s.do(t, tt.method, tt.path, tt.body)
+			if r.status != tt.status {
+				t.Errorf("%s %s %s: status %d, want %d (%s)", tt.method, tt.path, tt.body, r.status, tt.status, r.body)
+			}
+			var e struct{ Error string }
+			if err := json.Unmarshal([]byte(r.body), &e); err != nil || e.Error == "" || r.contentType != "application/json" {
+				t.Errorf("%s %s: body %q (%s), want JSON {\"error\": ...}", tt.method, tt.path, r.body, r.contentType)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("%s %s: answered after %v, want at once", tt.method, tt.path, d)
+			}
+		}
+		if after := s.snapshot(t); after != before {
+			t.Errorf("bad requests changed the shop:\nbefore %s\nafter  %s", before, after)
+		}
+	})
+}
+
+func TestPage(t *testing.T) {
+	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), testConfig)
+	for _, path := range []string{"/", "/static/app.js", "/static/style.css"} {
+		if r := s.do(t, "GET", path, ""); r.status != 200 || len(r.body) < 100 {
+			t.Errorf("GET %s: %d, %d bytes", path, r.status, len(r.body))
+		}
+	}
+	if r := s.do(t, "GET", "/", ""); !strings.Contains(r.body, `src="/static/app.js"`) && !strings.Contains(r.body, `src="static/app.js"`) {
+		t.Errorf("the page does not load app.js:\n%s", r.body)
+	}
+}
