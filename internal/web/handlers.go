@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -197,13 +198,28 @@ func handleCrash(logger *slog.Logger, crash func()) http.Handler {
 	})
 }
 
-// handleHealth handles "GET /healthz": 200 once the database answers.
+// handleHealth handles "GET /healthz": 200 once the database answers. The
+// pid tells a restarted server from the one before it.
 func handleHealth(logger *slog.Logger, db *store.DB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := store.ListProducts(r.Context(), db.Q()); err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "pid": os.Getpid()})
+	})
+}
+
+// handleAudit handles "GET /api/audit": the breaches of the shop's
+// invariants (stock against its ledger, orders against the stock they
+// hold). An empty list means the books balance.
+func handleAudit(logger *slog.Logger, db *store.DB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		breaches, err := store.Audit(r.Context(), db.Q())
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string][]string{"breaches": breaches})
 	})
 }

@@ -24,5 +24,6 @@ func (s *Server) routes() {
 
 	// Beside it.
 	s.mux.Handle("GET /api/products", handleProducts(s.logger, s.db))
+	s.mux.Handle("GET /api/audit", handleAudit(s.logger, s.db))
 	s.mux.Handle("GET /healthz", handleHealth(s.logger, s.db))
 }

@@ -1,0 +1,283 @@
+// Package chaos_test runs the real widgetstore binary as a child process,
+// kills it with SIGKILL at chosen and at random moments, starts it again,
+// and checks that every order reaches its final state exactly once.
+package chaos_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/widgetstore/widgetstore/internal/dbtest"
+)
+
+// audit fails the test unless the shop's books balance and it holds
+// exactly wantOrders orders.
+func (s *shop) audit(wantOrders int) {
+	s.t.Helper()
+	var audit struct{ Breaches []string }
+	if err := s.getJSON("/api/audit", &audit); err != nil {
+		s.t.Fatal(err)
+	}
+	for _, b := range audit.Breaches {
+		s.t.Errorf("audit: %s", b)
+	}
+	var orders []order
+	if err := s.getJSON("/orders", &orders); err != nil {
+		s.t.Fatal(err)
+	}
+	if len(orders) != wantOrders {
+		s.t.Errorf("%d orders, want %d: %+v", len(orders), wantOrders, orders)
+	}
+}
+
+func (s *shop) inventory(product int64) int {
+	s.t.Helper()
+	var products []struct {
+		ID        int64 `json:"product_id"`
+		Inventory int   `json:"inventory"`
+	}
+	if err := s.getJSON("/api/products", &products); err != nil {
+		s.t.Fatal(err)
+	}
+	for _, p := range products {
+		if p.ID == product {
+			return p.Inventory
+		}
+	}
+	s.t.Fatalf("no product %d", product)
+	return 0
+}
+
+func (s *shop) orderByPayment(paymentID string) order {
+	s.t.Helper()
+	var orders []order
+	if err := s.getJSON("/orders", &orders); err != nil {
+		s.t.Fatal(err)
+	}
+	for _, o := range orders {
+		if o.PaymentID == paymentID {
+			return o
+		}
+	}
+	s.t.Fatalf("no order for payment %s", paymentID)
+	return order{}
+}
+
+func isDispatched(o order) bool { return o.Status == "DISPATCHED" }
+func isCancelled(o order) bool  { return o.Status == "CANCELLED" }
+
+// TestKillWhileAwaitingPayment kills the shop while three checkouts wait
+// for their payment. After the restart one is paid, one refused, and one
+// left to time out: each must end as its payment says, exactly once.
+func TestKillWhileAwaitingPayment(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		s := newShop(t, url, "-payment-timeout", "8s", "-dispatch-steps", "3", "-dispatch-interval", "100ms")
+		s.run()
+		stock := s.inventory(1)
+		payPaid := s.mustPost("/checkout/await-paid")
+		payRefused := s.mustPost("/checkout/await-refused")
+		payUnpaid := s.mustPost("/checkout/await-unpaid")
+
+		s.kill()
+		s.run()
+		t.Logf("restart to serving: %v", time.Since(s.start).Round(time.Millisecond))
+
+		if again := s.mustPost("/checkout/await-paid"); again != payPaid {
+			t.Errorf("the same key after the restart answered payment id %s, want %s", again, payPaid)
+		}
+		paid := s.mustPost("/payment_webhook/" + payPaid + "/paid")
+		refused := s.mustPost("/payment_webhook/" + payRefused + "/failed")
+		s.awaitOrder(paid, "DISPATCHED", isDispatched)
+		if o := s.order(refused); o.Status != "CANCELLED" || o.CancelReason != "payment refused" {
+			t.Errorf("refused order: %+v", o)
+		}
+		unpaid := s.orderByPayment(payUnpaid)
+		if o := s.awaitOrder(strconv.FormatInt(unpaid.ID, 10), "CANCELLED", isCancelled); o.CancelReason != "payment not received in time" {
+			t.Errorf("unpaid order: %+v", o)
+		}
+		if got := s.inventory(1); got != stock-1 {
+			t.Errorf("stock = %d, want %d: one widget sold", got, stock-1)
+		}
+		s.audit(3)
+	})
+}
+
+// TestKillMidDispatch kills the shop in the middle of a dispatch; the
+// restarted shop finishes it from where it stopped, and no progress step is
+// applied twice (the count down would then end below zero or early).
+func TestKillMidDispatch(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		s := newShop(t, url, "-dispatch-steps", "10", "-dispatch-interval", "100ms")
+		s.run()
+		pay := s.mustPost("/checkout/mid-dispatch")
+		id := s.mustPost("/payment_webhook/" + pay + "/paid")
+		s.awaitOrder(id, "mid-dispatch", func(o order) bool { return o.ProgressRemaining > 0 && o.ProgressRemaining <= 7 })
+
+		s.kill()
+		s.run()
+		healthy := time.Since(s.start)
+		at := s.order(id).ProgressRemaining
+		s.awaitOrder(id, "one step further", func(o order) bool { return o.ProgressRemaining != at || isDispatched(o) })
+		t.Logf("restart to serving: %v; to the first dispatch step after it: %v (steps 100 ms apart)",
+			healthy.Round(time.Millisecond), time.Since(s.start).Round(time.Millisecond))
+
+		if o := s.awaitOrder(id, "DISPATCHED", isDispatched); o.ProgressRemaining != 0 {
+			t.Errorf("dispatched order: %+v", o)
+		}
+		s.audit(1)
+	})
+}
+
+// purchase is one customer's checkout and payment, retried with the same
+// key and payment id while the shop is down, as a browser or a payment
+// provider would.
+type purchase struct {
+	key, paymentID, orderID string
+	pay                     bool
+	retried                 bool // the shop was down at some point of it
+	err                     error
+}
+
+// retry posts until the shop answers anything but a transport error.
+func (s *shop) retry(p *purchase, path string, until time.Time) (int, string, error) {
+	for {
+		status, body, err := s.post(path)
+		if err == nil {
+			return status, body, nil
+		}
+		p.retried = true
+		if time.Now().After(until) {
+			return 0, "", fmt.Errorf("POST %s: %w", path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *shop) buy(p *purchase, until time.Time) {
+	status, body, err := s.retry(p, "/checkout/"+p.key, until)
+	if err == nil && status != 200 {
+		err = fmt.Errorf("checkout %s: %d %s", p.key, status, body)
+	}
+	if err != nil {
+		p.err = err
+		return
+	}
+	p.paymentID = body
+	outcome := "failed"
+	if p.pay {
+		outcome = "paid"
+	}
+	status, body, err = s.retry(p, "/payment_webhook/"+p.paymentID+"/"+outcome, until)
+	if err == nil && status != 200 {
+		err = fmt.Errorf("payment %s %s: %d %s", p.paymentID, outcome, status, body)
+	}
+	p.orderID, p.err = body, err
+}
+
+// TestKillAtRandomMoments runs customers against the shop while it is
+// killed five times at random moments. Every purchase must end as its
+// customer paid, with one order per key and the books balanced.
+func TestKillAtRandomMoments(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		s := newShop(t, url, "-payment-timeout", "30s", "-dispatch-steps", "3", "-dispatch-interval", "50ms")
+		s.run()
+		s.mustPost("/restock")
+		stock := s.inventory(1)
+
+		// Customers buy one widget after another until the kills are over,
+		// or until they have bought what the stock can serve.
+		const customers, most = 4, 25
+		var (
+			mu        sync.Mutex
+			purchases []*purchase
+			wg        sync.WaitGroup
+		)
+		killsOver := make(chan struct{})
+		until := time.Now().Add(2 * time.Minute)
+		for c := range customers {
+			wg.Go(func() {
+				for i := range most {
+					select {
+					case <-killsOver:
+						return
+					default:
+					}
+					p := &purchase{key: fmt.Sprintf("random-%d-%d", c, i), pay: i%3 != 2}
+					s.buy(p, until)
+					mu.Lock()
+					purchases = append(purchases, p)
+					mu.Unlock()
+				}
+			})
+		}
+		for range 5 {
+			time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+			s.kill()
+			s.run()
+		}
+		close(killsOver)
+		wg.Wait()
+
+		sold, retried := 0, 0
+		for _, p := range purchases {
+			if p.retried {
+				retried++
+			}
+			if p.err != nil {
+				t.Errorf("purchase %s: %v", p.key, p.err)
+				continue
+			}
+			if p.pay {
+				s.awaitOrder(p.orderID, "DISPATCHED", isDispatched)
+				sold++
+			} else if o := s.order(p.orderID); o.Status != "CANCELLED" || o.CancelReason != "payment refused" {
+				t.Errorf("refused purchase %s: %+v", p.key, o)
+			}
+		}
+		t.Logf("%d purchases, %d of them cut by a kill and retried", len(purchases), retried)
+		if retried == 0 {
+			t.Errorf("no kill landed during a purchase: the test proved nothing")
+		}
+		if got := s.inventory(1); got != stock-sold {
+			t.Errorf("stock = %d, want %d - %d sold", got, stock, sold)
+		}
+		s.audit(len(purchases))
+	})
+}
+
+// TestSupervisorRestartsAfterCrash presses the crash button of a
+// supervised shop: a new server process serves again by itself, and the
+// order placed before the crash is paid and dispatched after it.
+func TestSupervisorRestartsAfterCrash(t *testing.T) {
+	s := newShop(t, dbtest.NewDatabase(t, "sqlite"), "-dispatch-steps", "3", "-dispatch-interval", "50ms")
+	s.startProcess() // supervised: the default
+	s.awaitHealthy()
+	var before struct{ PID int }
+	if err := s.getJSON("/healthz", &before); err != nil {
+		t.Fatal(err)
+	}
+	pay := s.mustPost("/checkout/before-the-crash")
+
+	if status, body, _ := s.post("/crash_application"); status != 202 {
+		t.Fatalf("crash button: %d %s", status, body)
+	}
+	crashed := time.Now()
+	var after struct{ PID int }
+	for after.PID == 0 || after.PID == before.PID {
+		if time.Since(crashed) > 30*time.Second {
+			t.Fatalf("no new server 30 s after the crash:\n%s", s.output())
+		}
+		s.getJSON("/healthz", &after) // fails while the server is down
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("crash button to a new server serving: %v", time.Since(crashed).Round(time.Millisecond))
+
+	id := s.mustPost("/payment_webhook/" + pay + "/paid")
+	s.awaitOrder(id, "DISPATCHED", isDispatched)
+	s.audit(1)
+	s.stop()
+}
