@@ -33,6 +33,7 @@ func supervise(ctx context.Context, args []string, stdout, stderr io.Writer, log
 	for {
 		cmd := exec.Command(exe, append(args, "-supervise=false")...)
 		cmd.Stdout, cmd.Stderr = stdout, stderr
+		stopWithParent(cmd)
 		started := time.Now()
 		if err := cmd.Start(); err != nil {
 			return err

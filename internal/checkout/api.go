@@ -38,14 +38,21 @@ func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (payme
 	if err != nil {
 		return "", fmt.Errorf("waiting for the payment id of checkout %s: %w", key, err)
 	}
+	order, err := store.OrderByCheckoutID(ctx, c.db.Q(), key)
 	if paymentID == "" {
 		// The checkout published no payment id: it cancelled the order
 		// for want of stock, or it failed, which its status records.
-		order, err := store.OrderByCheckoutID(ctx, c.db.Q(), key)
 		if err == nil && order.CancelReason == shop.ReasonOutOfStock {
 			return "", shop.Errorf(shop.ErrConflict, "%s is not available in that quantity", order.ProductName)
 		}
 		return "", fmt.Errorf("checkout %s placed no order (order lookup: %w)", key, err)
+	}
+	if err != nil {
+		return "", err
+	}
+	// A key names one purchase: the same key for another is a client's bug.
+	if order.ProductID != req.ProductID || order.Quantity != req.Quantity {
+		return "", shop.Errorf(shop.ErrConflict, "idempotency key %q was already used for %d of product %d", key, order.Quantity, order.ProductID)
 	}
 	return paymentID, nil
 }

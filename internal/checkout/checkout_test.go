@@ -120,6 +120,9 @@ func TestCheckoutPaid(t *testing.T) {
 		if err != nil || again != paymentID {
 			t.Fatalf("same key again: got %q, %v; want %q", again, err, paymentID)
 		}
+		// The same key for another purchase is refused.
+		_, err = f.co.Start(ctx, "paid-1", checkout.Request{ProductID: 1, Quantity: 3})
+		wantKind(t, err, shop.ErrConflict)
 		if got := f.product(t, 1).Inventory; got != stock-2 {
 			t.Errorf("stock while awaiting payment = %d, want %d", got, stock-2)
 		}

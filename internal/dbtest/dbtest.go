@@ -7,10 +7,10 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
-	"sync"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 

@@ -52,6 +52,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		}
 		return &DB{Postgres: pool, URL: url}, nil
 	}
+	if scheme, _, ok := strings.Cut(url, "://"); ok && scheme != "sqlite" {
+		return nil, fmt.Errorf("unsupported database %q: want postgres://, postgresql:// or sqlite:", scheme)
+	}
 	path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//")
 	if path == "" {
 		return nil, errors.New("empty database path")
