@@ -1,0 +1,122 @@
+package store_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/store"
+)
+
+func openMigrated(t *testing.T, url string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		db := openMigrated(t, url)
+		if err := db.Migrate(context.Background()); err != nil {
+			t.Fatalf("second migration: %v", err)
+		}
+		products, err := store.ListProducts(context.Background(), db.Q())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(products) != 4 || products[0].Name != "Premium Quality Widget" || products[0].PriceCents != 9999 {
+			t.Errorf("catalog = %+v, want 4 products, the seed's widget first at 9999 cents", products)
+		}
+	})
+}
+
+// TestMigrateConcurrently starts several instances on one PostgreSQL at
+// once, as a deployment does.
+func TestMigrateConcurrently(t *testing.T) {
+	url := dbtest.NewDatabase(t, "postgres")
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			db, err := store.Open(context.Background(), url)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer db.Close()
+			errs[i] = db.Migrate(context.Background())
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Errorf("concurrent migration: %v", err)
+		}
+	}
+	db := openMigrated(t, url)
+	products, err := store.ListProducts(context.Background(), db.Q())
+	if err != nil || len(products) != 4 {
+		t.Errorf("catalog after concurrent migrations: %d products, %v", len(products), err)
+	}
+}
+
+// TestAuditFindsBreaches makes sure the audit that the other tests rely on
+// can fail: each corruption must be reported.
+func TestAuditFindsBreaches(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		db := openMigrated(t, url)
+		if breaches, err := store.Audit(ctx, db.Q()); err != nil || len(breaches) != 0 {
+			t.Fatalf("fresh shop: breaches %q, %v", breaches, err)
+		}
+		if _, err := db.Restock(ctx, 120); err != nil {
+			t.Fatal(err)
+		}
+		if breaches, err := store.Audit(ctx, db.Q()); err != nil || len(breaches) != 0 {
+			t.Fatalf("after a restock: breaches %q, %v", breaches, err)
+		}
+
+		corruptions := []struct {
+			sql, want string
+		}{
+			{`UPDATE products SET inventory = inventory - 1 WHERE product_id = 2`, "product 2: inventory"},
+			{`INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status, progress_remaining, created_at_ms, updated_at_ms)
+			  VALUES ('k', 'p', 1, 1, 9999, 'PAID', 3, 0, 0)`, "holds 0 of 1"},
+			{`INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)
+			  SELECT 1, order_id, -1, 'reserve', 0 FROM orders`, "product 1: inventory 120, ledger 119"},
+			{`INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)
+			  SELECT 1, order_id, -1, 'reserve', 0 FROM orders`, "2 reserve entries"},
+			{`UPDATE orders SET status = 'DISPATCHED'`, "progress_remaining 3"},
+		}
+		for _, c := range corruptions {
+			if _, err := db.Q().Exec(ctx, c.sql); err != nil {
+				t.Fatalf("%s: %v", c.sql, err)
+			}
+			breaches, err := store.Audit(ctx, db.Q())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(strings.Join(breaches, "\n"), c.want) {
+				t.Errorf("after %s:\nbreaches %q, want one with %q", c.sql, breaches, c.want)
+			}
+		}
+	})
+}
+
+func TestOpenRejectsUnknownDatabases(t *testing.T) {
+	for _, url := range []string{"mysql://root@localhost/shop", ""} {
+		if db, err := store.Open(context.Background(), url); err == nil {
+			db.Close()
+			t.Errorf("Open(%q) succeeded, want an error", url)
+		}
+	}
+}
