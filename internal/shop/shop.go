@@ -104,7 +104,8 @@ type Order struct {
 	TotalCents        int64
 	Status            OrderStatus
 	CancelReason      string
-	ProgressRemaining int
+	DispatchSteps     int // progress steps of its dispatch
+	ProgressRemaining int // of them, still to go
 	UpdatedAt         time.Time
 }
 

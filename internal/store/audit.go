@@ -30,7 +30,7 @@ var auditQueries = []struct{ invariant, query string }{
 	{"dispatch progress is in range and complete exactly when dispatched", `
 		SELECT 'order ' || order_id || ' (' || status || '): progress_remaining ' || progress_remaining
 		FROM orders
-		WHERE progress_remaining < 0
+		WHERE progress_remaining < 0 OR progress_remaining > dispatch_steps
 		   OR (status = '` + string(shop.StatusDispatched) + `') <> (progress_remaining = 0)`},
 }
 

@@ -31,8 +31,8 @@ func CreateOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (shop.Order, 
 	now := time.Now().UnixMilli()
 	var id int64
 	err := tx.QueryRow(ctx, `
-		INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status, progress_remaining, created_at_ms, updated_at_ms)
-		SELECT $1, $2, product_id, $3, price_cents * CAST($3 AS INTEGER), $4, $5, $6, $6 FROM products WHERE product_id = $7
+		INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status, dispatch_steps, progress_remaining, created_at_ms, updated_at_ms)
+		SELECT $1, $2, product_id, $3, price_cents * CAST($3 AS INTEGER), $4, $5, $5, $6, $6 FROM products WHERE product_id = $7
 		RETURNING order_id`,
 		o.CheckoutID, o.PaymentID, o.Quantity, shop.StatusPending, o.Steps, now, o.ProductID).Scan(&id)
 	if IsNoRows(err) {
@@ -112,7 +112,7 @@ func setStatus(ctx context.Context, tx dbos.Querier, orderID int64, from, to sho
 }
 
 const orderColumns = `o.order_id, o.checkout_id, o.payment_id, o.product_id, p.product, o.quantity,
-	o.total_cents, o.status, o.cancel_reason, o.progress_remaining, o.updated_at_ms`
+	o.total_cents, o.status, o.cancel_reason, o.dispatch_steps, o.progress_remaining, o.updated_at_ms`
 
 const orderFrom = ` FROM orders o JOIN products p ON p.product_id = o.product_id `
 
@@ -120,7 +120,7 @@ func scanOrder(row dbos.Row) (shop.Order, error) {
 	var o shop.Order
 	var updatedMs int64
 	err := row.Scan(&o.ID, &o.CheckoutID, &o.PaymentID, &o.ProductID, &o.ProductName, &o.Quantity,
-		&o.TotalCents, &o.Status, &o.CancelReason, &o.ProgressRemaining, &updatedMs)
+		&o.TotalCents, &o.Status, &o.CancelReason, &o.DispatchSteps, &o.ProgressRemaining, &updatedMs)
 	o.UpdatedAt = time.UnixMilli(updatedMs).UTC()
 	return o, err
 }

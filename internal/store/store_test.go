@@ -89,8 +89,8 @@ func TestAuditFindsBreaches(t *testing.T) {
 			sql, want string
 		}{
 			{`UPDATE products SET inventory = inventory - 1 WHERE product_id = 2`, "product 2: inventory"},
-			{`INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status, progress_remaining, created_at_ms, updated_at_ms)
-			  VALUES ('k', 'p', 1, 1, 9999, 'PAID', 3, 0, 0)`, "holds 0 of 1"},
+			{`INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status, dispatch_steps, progress_remaining, created_at_ms, updated_at_ms)
+			  VALUES ('k', 'p', 1, 1, 9999, 'PAID', 3, 3, 0, 0)`, "holds 0 of 1"},
 			{`INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)
 			  SELECT 1, order_id, -1, 'reserve', 0 FROM orders`, "product 1: inventory 120, ledger 119"},
 			{`INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)

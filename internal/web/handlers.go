@@ -43,6 +43,7 @@ type orderJSON struct {
 	ProductName       string           `json:"product"`
 	Quantity          int              `json:"quantity"`
 	TotalCents        int64            `json:"total_cents"`
+	DispatchSteps     int              `json:"dispatch_steps"`
 	ProgressRemaining int              `json:"progress_remaining"`
 	PaymentID         string           `json:"payment_id"`
 	UpdatedAt         time.Time        `json:"last_update_time"`
@@ -51,7 +52,7 @@ type orderJSON struct {
 func toOrderJSON(o shop.Order) orderJSON {
 	return orderJSON{ID: o.ID, LegacyStatus: o.Status.LegacyCode(), Status: o.Status, CancelReason: o.CancelReason,
 		ProductID: o.ProductID, ProductName: o.ProductName, Quantity: o.Quantity, TotalCents: o.TotalCents,
-		ProgressRemaining: o.ProgressRemaining, PaymentID: o.PaymentID, UpdatedAt: o.UpdatedAt}
+		DispatchSteps: o.DispatchSteps, ProgressRemaining: o.ProgressRemaining, PaymentID: o.PaymentID, UpdatedAt: o.UpdatedAt}
 }
 
 // handleIndex handles "GET /": the page.

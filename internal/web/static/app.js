@@ -238,13 +238,19 @@ const PROGRESS_TEXT = { PENDING: 'Waiting for payment', DISPATCHED: 'Dispatched'
 const statusOf = (o) => o.status || LEGACY_STATUS[o.order_status] || 'UNKNOWN';
 const isFinal = (o) => ['DISPATCHED', 'CANCELLED'].includes(statusOf(o));
 
+// The dispatch's step count is the order's own (the seed's was always 10).
+const stepsOf = (o) => Number(o.dispatch_steps) || 10;
+
+// Steps done: none until it is paid, none ever for a cancelled order.
 function progressOf(o) {
-  if (statusOf(o) === 'DISPATCHED') return 10;
-  const done = 10 - Number(o.progress_remaining ?? 10);
-  return Number.isFinite(done) ? Math.min(10, Math.max(0, done)) : 0;
+  const status = statusOf(o);
+  if (status === 'DISPATCHED') return stepsOf(o);
+  if (status !== 'PAID') return 0;
+  const done = stepsOf(o) - Number(o.progress_remaining ?? stepsOf(o));
+  return Number.isFinite(done) ? Math.min(stepsOf(o), Math.max(0, done)) : 0;
 }
 
-const progressText = (o) => PROGRESS_TEXT[statusOf(o)] ?? `${progressOf(o)} / 10`;
+const progressText = (o) => PROGRESS_TEXT[statusOf(o)] ?? `${progressOf(o)} / ${stepsOf(o)}`;
 
 function formatTime(iso) {
   const d = new Date(iso);
@@ -258,6 +264,7 @@ function renderOrder(o) {
   const status = statusOf(o);
   $('#order-status').textContent = status;
   $('#order-status').dataset.status = status;
+  $('#order-progress').max = stepsOf(o);
   $('#order-progress').value = progressOf(o);
   $('#order-progress-text').textContent = progressText(o);
   $('#order-product').textContent = o.product ?? '';
@@ -305,6 +312,7 @@ function fillOrderRow(row, o) {
   row.querySelector('.qty').textContent = String(o.quantity ?? '');
   status.textContent = statusOf(o);
   status.dataset.status = statusOf(o);
+  row.querySelector('progress').max = stepsOf(o);
   row.querySelector('progress').value = progressOf(o);
   row.querySelector('progress').title = progressText(o);
   row.querySelector('.updated').textContent = formatTime(o.last_update_time);

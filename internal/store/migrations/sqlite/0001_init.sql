@@ -17,6 +17,7 @@ CREATE TABLE orders (
     total_cents        INTEGER NOT NULL,
     status             TEXT    NOT NULL,
     cancel_reason      TEXT    NOT NULL DEFAULT '',
+    dispatch_steps     INTEGER NOT NULL CHECK (dispatch_steps > 0),
     progress_remaining INTEGER NOT NULL,
     created_at_ms      INTEGER NOT NULL,
     updated_at_ms      INTEGER NOT NULL

@@ -1,0 +1,555 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/dbtest"
+)
+
+// browserConfig: a short dispatch, so a paid order is dispatched while the
+// page watches it.
+var browserConfig = checkout.Config{PaymentTimeout: 30 * time.Second, DispatchSteps: 3, DispatchInterval: 100 * time.Millisecond}
+
+// Deadlines of the browser test. Generous, for a small shared machine, but
+// every wait has one.
+const (
+	actionTimeout   = 15 * time.Second // one click, read or navigation
+	waitTimeout     = 10 * time.Second // the page showing what the server answered
+	dispatchTimeout = 20 * time.Second // a paid order reaching DISPATCHED on the page
+	browserLifetime = 3 * time.Minute  // backstop: the browser is killed after this
+)
+
+// TestBrowser drives the page in a real, headless Chromium as a shopper and
+// an operator would: buy, pay, refuse, run out of stock, restock and crash,
+// asserting on what the page shows.
+func TestBrowser(t *testing.T) {
+	chromium := findChromium(t)
+	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), browserConfig)
+	b := newBrowser(t, chromium)
+
+	// 1. The page loads and shows the catalog the server has.
+	var catalog []struct {
+		ID        int64  `json:"product_id"`
+		Name      string `json:"product"`
+		Inventory int    `json:"inventory"`
+	}
+	getJSON(t, s, "/api/products", &catalog)
+	names := map[int64]string{}
+	for _, p := range catalog {
+		names[p.ID] = p.Name
+	}
+	if names[1] == "" || names[3] == "" {
+		t.Fatalf("GET /api/products: %+v; the test needs products 1 and 3", catalog)
+	}
+	b.do("opening the page", chromedp.Navigate(s.URL))
+	b.waitJS(fmt.Sprintf("the %d product cards", len(catalog)),
+		fmt.Sprintf(`document.querySelectorAll('.product[data-product-id]').length === %d`, len(catalog)), waitTimeout)
+	for _, p := range catalog {
+		if got := b.text(productSel(p.ID, ".name")); got != p.Name {
+			t.Errorf("product %d: the card shows name %q, want %q", p.ID, got, p.Name)
+		}
+		if got := b.stock(p.ID); got != p.Inventory {
+			t.Errorf("product %d: the card shows %d in stock, the server has %d", p.ID, got, p.Inventory)
+		}
+	}
+	b.waitJS("the empty orders list", visibleJS("#orders-empty")+` && `+textJS("#orders-body")+` === ''`, waitTimeout)
+	if b.visible("#connection") {
+		b.fatalf("the page shows the server-down banner on a healthy server")
+	}
+	stock1 := b.stock(1)
+
+	// 2. Buy one of product 1: the payment appears, one order exists, the
+	// page shows one fewer in stock.
+	b.do("clicking Buy on product 1", chromedp.Click(chromedp.CSS(productSel(1, ".buy"))))
+	b.waitJS("the payment section with a payment id", visibleJS("#payment")+` && `+textJS("#payment-id")+` !== ''`, waitTimeout)
+	payment1 := b.text("#payment-id")
+	orders := listOrders(t, s)
+	if len(orders) != 1 {
+		b.fatalf("after one Buy, GET /orders has %d orders, want 1: %+v", len(orders), orders)
+	}
+	if o := orders[0]; o.PaymentID != payment1 || o.ProductID != 1 || o.Quantity != 1 || o.Status != "PENDING" {
+		b.fatalf("after one Buy, the order is %+v; want PENDING, 1 × product 1, payment id %q as the page shows", o, payment1)
+	}
+	b.waitStock(1, stock1-1)
+
+	// 3. Pay: the order is dispatched and its progress bar is full.
+	b.do("clicking Confirm payment", chromedp.Click(chromedp.CSS("#pay")))
+	b.waitJS("order "+strconv.FormatInt(orders[0].ID, 10)+" DISPATCHED",
+		visibleJS("#order")+` && `+textJS("#order-id")+` === `+strconv.Quote(strconv.FormatInt(orders[0].ID, 10))+
+			` && `+textJS("#order-status")+` === 'DISPATCHED'`, dispatchTimeout)
+	if b.visible("#payment") {
+		b.fatalf("the payment section is still shown after the payment was confirmed")
+	}
+	// A dispatched order shows a full bar of its own step count.
+	progress := runT(b, "reading the progress bar", chromedp.Evaluate[[2]float64](
+		`[document.querySelector('#order-progress').value, document.querySelector('#order-progress').max]`))
+	if progress[0] != progress[1] || int(progress[1]) != browserConfig.DispatchSteps {
+		b.fatalf("a dispatched order shows progress %v of %v, want a full bar (%d of %d)", progress[0], progress[1], browserConfig.DispatchSteps, browserConfig.DispatchSteps)
+	}
+	if got := b.text("#order-progress-text"); got != "Dispatched" {
+		b.fatalf("a dispatched order's progress reads %q, want Dispatched", got)
+	}
+	if o := getOrder(t, s, orders[0].ID); o.Status != "DISPATCHED" || o.ProgressRemaining != 0 {
+		b.fatalf("the page shows DISPATCHED, but GET /order/%d answers %+v", o.ID, o)
+	}
+
+	// 4. Buy again and refuse: the order is cancelled and its widget goes
+	// back on the shelf.
+	b.do("clicking Buy on product 1 again", chromedp.Click(chromedp.CSS(productSel(1, ".buy"))))
+	b.waitJS("a second payment", visibleJS("#payment")+` && `+textJS("#payment-id")+` !== '' && `+
+		textJS("#payment-id")+` !== `+strconv.Quote(payment1), waitTimeout)
+	payment2 := b.text("#payment-id")
+	b.do("clicking Refuse payment", chromedp.Click(chromedp.CSS("#refuse")))
+	b.waitJS("the refused order CANCELLED", visibleJS("#order")+` && `+textJS("#order-id")+` !== `+
+		strconv.Quote(strconv.FormatInt(orders[0].ID, 10))+` && `+textJS("#order-status")+` === 'CANCELLED'`, waitTimeout)
+	if got := b.text("#order-payment"); got != payment2 {
+		b.fatalf("the cancelled order shows payment id %q, want %q", got, payment2)
+	}
+	if !b.visible("#order-cancel") || b.text("#order-cancel-reason") == "" {
+		b.fatalf("the cancelled order shows no cancel reason")
+	}
+	b.waitStock(1, stock1-1) // the refused widget was released
+
+	// 5. Buy all of product 3 and pay; one more is refused by the server
+	// with its out-of-stock message.
+	stock3 := b.stock(3)
+	if stock3 < 1 || stock3 > 10 {
+		b.fatalf("product 3 has %d in stock; the test needs 1 to 10, to sell it out in one order", stock3)
+	}
+	b.setQuantity(3, stock3)
+	b.do("clicking Buy on product 3", chromedp.Click(chromedp.CSS(productSel(3, ".buy"))))
+	b.waitJS("the payment for product 3", visibleJS("#payment")+` && `+textJS("#payment-product")+` === `+
+		strconv.Quote(fmt.Sprintf("%d × %s", stock3, names[3])), waitTimeout)
+	payment3 := b.text("#payment-id")
+	b.do("clicking Confirm payment for product 3", chromedp.Click(chromedp.CSS("#pay")))
+	b.waitJS("the product 3 order DISPATCHED", visibleJS("#order")+` && `+textJS("#order-payment")+` === `+
+		strconv.Quote(payment3)+` && `+textJS("#order-status")+` === 'DISPATCHED'`, dispatchTimeout)
+	b.waitStock(3, 0)
+	b.waitJS("product 3 marked sold out", `document.querySelector(`+strconv.Quote(productSel(3, ""))+`).classList.contains('sold-out')`, waitTimeout)
+	b.setQuantity(3, 1)
+	b.do("clicking Buy on sold-out product 3", chromedp.Click(chromedp.CSS(productSel(3, ".buy"))))
+	b.waitJS("the out-of-stock message", textJS("#message")+`.includes('not available')`, waitTimeout)
+	if kind := runT(b, "reading the message kind", chromedp.Evaluate[string](`document.querySelector('#message').dataset.kind || ''`)); kind != "error" {
+		b.fatalf("the out-of-stock message is shown as %q, want error", kind)
+	}
+	if b.visible("#payment") {
+		b.fatalf("the payment section is shown for a checkout that was out of stock")
+	}
+
+	// 6. The orders table has one row per order, with the server's status.
+	orders = listOrders(t, s)
+	if len(orders) != 4 { // dispatched, refused, dispatched, out of stock
+		b.fatalf("GET /orders has %d orders after four checkouts, want 4: %+v", len(orders), orders)
+	}
+	want := map[string]string{}
+	for _, o := range orders {
+		want[strconv.FormatInt(o.ID, 10)] = o.Status
+	}
+	var rows map[string]string
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		rows = runT(b, "reading the orders table", chromedp.Evaluate[map[string]string](
+			`Object.fromEntries(Array.from(document.querySelectorAll('#orders-body tr[data-order-id]'),
+				(r) => [r.dataset.orderId, r.querySelector('.status').textContent]))`))
+		if maps.Equal(rows, want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !maps.Equal(rows, want) {
+		b.fatalf("the orders table shows %v (order id: status), the server has %v", rows, want)
+	}
+	if b.visible("#orders-empty") {
+		b.fatalf("the orders table still says there are no orders")
+	}
+
+	// 7. Restock: product 1 is back to 100 (and sold-out product 3 too).
+	b.do("clicking Restock", chromedp.Click(chromedp.CSS("#restock")))
+	b.waitJS("the restock message", textJS("#message")+`.startsWith('Restocked')`, waitTimeout)
+	b.waitStock(1, 100)
+	b.waitStock(3, 100)
+
+	// 8. Crash: the server's crash function is called, the page shows the
+	// server-down banner, then finds the server answering again.
+	runT(b, "watching the connection banner", chromedp.Evaluate[bool](`(() => {
+		window.__bannerShown = false;
+		const banner = document.querySelector('#connection');
+		new MutationObserver(() => { if (!banner.hidden) window.__bannerShown = true; })
+			.observe(banner, { attributes: true, attributeFilter: ['hidden'] });
+		return true;
+	})()`))
+	b.do("clicking Crash the server", chromedp.Click(chromedp.CSS("#crash")))
+	select {
+	case <-s.crashed:
+	case <-time.After(waitTimeout):
+		b.fatalf("the crash button did not reach the server's crash function within %v", waitTimeout)
+	}
+	b.waitJS("the page to notice the server is back", `window.__bannerShown && `+textJS("#message")+
+		` === 'Connection restored.' && document.querySelector('#connection').hidden`, waitTimeout)
+
+	b.screenshot("page.png")
+	b.checkConsole()
+}
+
+// findChromium returns the browser to drive, or skips (fails under CI=true)
+// when there is none.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
+		if path, err := exec.LookPath(name); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is not installed, and CI=true requires the browser test (apt-get install chromium)")
+	}
+	t.Skip("skipping the browser test: chromium is not installed (apt-get install chromium)")
+	return ""
+}
+
+// browser is one headless Chromium tab, with helpers that fail the test
+// with what the page shows.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu      sync.Mutex
+	console []chromedp.ConsoleMessage
+	output  strings.Builder // chromium's stdout and stderr
+}
+
+func newBrowser(t *testing.T, chromium string) *browser {
+	t.Helper()
+	b := &browser{t: t}
+	profile := t.TempDir() // before the allocator: removed after the browser is gone
+	// The defaults have most of these flags already; they are spelled out
+	// because they matter here.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests run as root
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), // the network is closed: no calls home
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(profile),
+		// Chromium's crash handler keeps its database under the XDG config
+		// directory whatever the profile: keep it in the test's directory too.
+		chromedp.Env("XDG_CONFIG_HOME="+filepath.Join(profile, "config"), "XDG_CACHE_HOME="+filepath.Join(profile, "cache")),
+		chromedp.WindowSize(1280, 1000),
+		chromedp.CombinedOutput(lockedWriter{&b.mu, &b.output}),
+	)
+	lifetime, cancelLifetime := context.WithTimeout(context.Background(), browserLifetime)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(lifetime, opts...)
+	ctx, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc() // waits for the browser to exit
+		cancelLifetime()
+		if t.Failed() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			// Without the dbus complaints of a machine with no session bus,
+			// and only the end.
+			var lines []string
+			for line := range strings.Lines(b.output.String()) {
+				if !strings.Contains(line, "dbus") {
+					lines = append(lines, strings.TrimRight(line, "\n"))
+				}
+			}
+			if len(lines) > 40 {
+				lines = lines[len(lines)-40:]
+			}
+			if len(lines) > 0 {
+				t.Logf("chromium's output (last lines, dbus noise left out):\n%s", strings.Join(lines, "\n"))
+			}
+		}
+	})
+	b.ctx = ctx
+
+	// Start the browser with no per-action deadline: the first call binds
+	// the browser's life to its context.
+	if err := chromedp.Do(ctx); err != nil {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		t.Fatalf("starting %s: %v\n%s", chromium, err, b.output.String())
+	}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.console = append(b.console, m)
+			b.mu.Unlock()
+		}
+	}()
+	return b
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// do runs actions with a deadline, and fails with the page's state.
+func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, actionTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.fatalf("%s: %v", what, err)
+	}
+}
+
+// runT runs one action with a deadline and returns its value.
+func runT[T any](b *browser, what string, action chromedp.Action[T]) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, actionTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, action)
+	if err != nil {
+		b.fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// waitJS waits until the JavaScript expression is true on the page.
+func (b *browser) waitJS(what, expr string, timeout time.Duration) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, timeout+actionTimeout)
+	defer cancel()
+	start := time.Now()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
+	if errors.Is(err, chromedp.ErrPollingTimeout) {
+		b.fatalf("waited %v for %s; the page did not show it", time.Since(start).Round(time.Millisecond), what)
+	}
+	if err != nil {
+		b.fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// text is the trimmed text of the first element matching the CSS selector.
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	return runT(b, "reading "+sel, chromedp.Evaluate[string](textJS(sel)))
+}
+
+func (b *browser) visible(sel string) bool {
+	b.t.Helper()
+	return runT(b, "looking at "+sel, chromedp.Evaluate[bool](visibleJS(sel)))
+}
+
+// stock is the stock the product's card shows.
+func (b *browser) stock(productID int64) int {
+	b.t.Helper()
+	s := b.text(productSel(productID, ".inventory"))
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		b.fatalf("product %d: the card shows stock %q, not a number", productID, s)
+	}
+	return n
+}
+
+// waitStock waits for the product's card to show n in stock. The page
+// refreshes the catalog after each action and every few seconds.
+func (b *browser) waitStock(productID int64, n int) {
+	b.t.Helper()
+	b.waitJS(fmt.Sprintf("product %d to show %d in stock", productID, n),
+		textJS(productSel(productID, ".inventory"))+` === `+strconv.Quote(strconv.Itoa(n)), waitTimeout)
+}
+
+// setQuantity types n into the product's quantity field, as a person
+// would: select what is there and type over it.
+func (b *browser) setQuantity(productID int64, n int) {
+	b.t.Helper()
+	sel := productSel(productID, ".quantity")
+	b.do(fmt.Sprintf("typing quantity %d for product %d", n, productID),
+		chromedp.Focus(chromedp.CSS(sel)),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector(`+strconv.Quote(sel)+`).select()`),
+		chromedp.SendKeys(chromedp.CSS(sel), strconv.Itoa(n)),
+	)
+	if got := runT(b, "reading "+sel, chromedp.Value(chromedp.CSS(sel))); got != strconv.Itoa(n) {
+		b.fatalf("product %d: the quantity field reads %q after typing %d", productID, got, n)
+	}
+}
+
+// state is what the page shows, for failure messages.
+func (b *browser) state() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const q = (s) => document.querySelector(s);
+		const txt = (s) => (q(s) ? q(s).textContent.trim() : '(missing)');
+		const shown = (s) => !!q(s) && q(s).getClientRects().length > 0;
+		return [
+			'message: ' + JSON.stringify(txt('#message')) + ' (' + (q('#message')?.dataset.kind || '') + ')',
+			'connection banner: ' + (shown('#connection') ? 'shown' : 'hidden'),
+			'payment: ' + (shown('#payment') ? 'shown, id ' + JSON.stringify(txt('#payment-id')) + ', ' + txt('#payment-product') : 'hidden'),
+			'order: ' + (shown('#order') ? '#' + txt('#order-id') + ' status ' + JSON.stringify(txt('#order-status')) +
+				', progress ' + q('#order-progress').value + '/' + q('#order-progress').max + ' ' + JSON.stringify(txt('#order-progress-text')) : 'hidden'),
+			'stock: ' + Array.from(document.querySelectorAll('.product[data-product-id]'),
+				(c) => c.dataset.productId + '=' + c.querySelector('.inventory').textContent).join(' '),
+			'orders table: ' + Array.from(document.querySelectorAll('#orders-body tr[data-order-id]'),
+				(r) => r.dataset.orderId + '=' + r.querySelector('.status').textContent).join(' '),
+		].join('\n  ');
+	})()`))
+	if err != nil {
+		return fmt.Sprintf("(could not read the page: %v)", err)
+	}
+	return s
+}
+
+// fatalf fails the test with what the page shows, its console and a
+// screenshot.
+func (b *browser) fatalf(format string, args ...any) {
+	b.t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	b.t.Fatalf("%s\nthe page shows:\n  %s\nconsole:\n%s\nscreenshot: %s",
+		msg, b.state(), b.consoleText(), b.screenshotQuietly())
+}
+
+func (b *browser) consoleText() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.console) == 0 {
+		return "  (empty)"
+	}
+	var s strings.Builder
+	for _, m := range b.console {
+		fmt.Fprintf(&s, "  %s %s:%d\n", m, m.URL, m.Line+1)
+	}
+	return strings.TrimRight(s.String(), "\n")
+}
+
+// checkConsole fails on uncaught exceptions and console.error calls of the
+// page. Network errors the browser logs itself (the expected 409) are not
+// the page's.
+func (b *browser) checkConsole() {
+	b.t.Helper()
+	b.mu.Lock()
+	var bad []string
+	for _, m := range b.console {
+		if m.IsException() || (m.Type == chromedp.ConsoleError && m.Source == "") {
+			bad = append(bad, m.String())
+		}
+	}
+	b.mu.Unlock()
+	if len(bad) > 0 {
+		b.t.Errorf("the page logged errors:\n  %s", strings.Join(bad, "\n  "))
+	}
+}
+
+// screenshot writes a full-page PNG under the test's temporary directory
+// and, when WIDGETSTORE_SCREENSHOT names a file, there too.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	png := runT(b, "taking a screenshot", chromedp.FullScreenshot(100))
+	path := filepath.Join(b.t.TempDir(), name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s (%d bytes)", path, len(png))
+	if dest := os.Getenv("WIDGETSTORE_SCREENSHOT"); dest != "" {
+		if err := os.WriteFile(dest, png, 0o644); err != nil {
+			b.t.Fatalf("WIDGETSTORE_SCREENSHOT: %v", err)
+		}
+		b.t.Logf("screenshot: %s", dest)
+	}
+}
+
+// screenshotQuietly is screenshot for a test that is failing already: it
+// keeps one only where WIDGETSTORE_SCREENSHOT says.
+func (b *browser) screenshotQuietly() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		return fmt.Sprintf("(none: %v)", err)
+	}
+	dest := os.Getenv("WIDGETSTORE_SCREENSHOT")
+	if dest == "" {
+		return "(set WIDGETSTORE_SCREENSHOT to a file name to keep one)"
+	}
+	if err := os.WriteFile(dest, png, 0o644); err != nil {
+		return fmt.Sprintf("(none: %v)", err)
+	}
+	return dest
+}
+
+// productSel selects inside the product's card (the card itself when
+// inner is empty).
+func productSel(productID int64, inner string) string {
+	return strings.TrimSpace(fmt.Sprintf(`.product[data-product-id="%d"] %s`, productID, inner))
+}
+
+// textJS is a JavaScript expression: the trimmed text of the element.
+func textJS(sel string) string {
+	return `(document.querySelector(` + strconv.Quote(sel) + `)?.textContent ?? '').trim()`
+}
+
+// visibleJS is a JavaScript expression: whether the element is rendered.
+func visibleJS(sel string) string {
+	return `((e) => !!e && e.getClientRects().length > 0)(document.querySelector(` + strconv.Quote(sel) + `))`
+}
+
+type orderView struct {
+	ID                int64  `json:"order_id"`
+	Status            string `json:"status"`
+	ProductID         int64  `json:"product_id"`
+	Quantity          int    `json:"quantity"`
+	ProgressRemaining int    `json:"progress_remaining"`
+	PaymentID         string `json:"payment_id"`
+}
+
+func listOrders(t *testing.T, s *testServer) []orderView {
+	t.Helper()
+	var orders []orderView
+	getJSON(t, s, "/orders", &orders)
+	slices.SortFunc(orders, func(a, b orderView) int { return int(a.ID - b.ID) })
+	return orders
+}
+
+func getOrder(t *testing.T, s *testServer, id int64) orderView {
+	t.Helper()
+	var o orderView
+	getJSON(t, s, "/order/"+strconv.FormatInt(id, 10), &o)
+	return o
+}
+
+func getJSON(t *testing.T, s *testServer, path string, v any) {
+	t.Helper()
+	r := s.do(t, "GET", path, "")
+	if r.status != 200 {
+		t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+	}
+	if err := json.Unmarshal([]byte(r.body), v); err != nil {
+		t.Fatalf("GET %s: %v: %s", path, err, r.body)
+	}
+}
