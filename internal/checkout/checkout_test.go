@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dbos-inc/dbos-transact-golang/dbos"
-
 	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/checkout/checkouttest"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
 	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
@@ -27,25 +26,7 @@ type fixture struct {
 // setup launches the shop's workflows on a fresh database at url.
 func setup(t testing.TB, url string, cfg checkout.Config) fixture {
 	t.Helper()
-	logger := dbtest.Logger(t)
-	ctx := context.Background()
-	db, err := store.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	co, dbosCtx, err := checkout.Launch(ctx, db, checkout.LaunchConfig{Checkout: cfg, ExecutorID: "test", Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := dbos.Shutdown(dbosCtx, 10*time.Second); err != nil {
-			t.Errorf("shutting DBOS down: %v", err)
-		}
-	})
+	db, co := checkouttest.Launch(t, url, cfg, dbtest.Logger(t))
 	return fixture{db: db, co: co}
 }
 

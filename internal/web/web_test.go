@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dbos-inc/dbos-transact-golang/dbos"
-
 	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/checkout/checkouttest"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
 	"github.com/widgetstore/widgetstore/internal/store"
 	"github.com/widgetstore/widgetstore/internal/web"
@@ -33,20 +31,7 @@ type testServer struct {
 func newTestServer(t testing.TB, url string, cfg checkout.Config) *testServer {
 	t.Helper()
 	logger := dbtest.Logger(t)
-	ctx := context.Background()
-	db, err := store.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	co, dbosCtx, err := checkout.Launch(ctx, db, checkout.LaunchConfig{Checkout: cfg, ExecutorID: "test", Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dbos.Shutdown(dbosCtx, 10*time.Second) })
+	db, co := checkouttest.Launch(t, url, cfg, logger)
 	crashed := make(chan struct{}, 10)
 	srv := httptest.NewServer(web.NewServer(logger, db, co, func() { crashed <- struct{}{} }))
 	t.Cleanup(srv.Close)
