@@ -163,6 +163,26 @@ func workflowSteps(t *testing.T, url, workflowID string) []dbos.StepInfo {
 	return steps
 }
 
+// TestStopAndStart shuts the shop down cleanly (SIGTERM) while one order
+// waits for its payment and another is being dispatched: a clean shutdown
+// must leave both to the next start, not cancel them.
+func TestStopAndStart(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		s := newShop(t, url, "-dispatch-steps", "20", "-dispatch-interval", "50ms")
+		s.run()
+		waiting := s.mustPost("/checkout/stop-waiting")
+		dispatching := s.mustPost("/payment_webhook/" + s.mustPost("/checkout/stop-dispatching") + "/paid")
+		s.awaitOrder(dispatching, "mid-dispatch", func(o order) bool { return o.ProgressRemaining < 20 })
+
+		s.stop()
+		s.run()
+		paid := s.mustPost("/payment_webhook/" + waiting + "/paid")
+		s.awaitOrder(paid, "DISPATCHED", isDispatched)
+		s.awaitOrder(dispatching, "DISPATCHED", isDispatched)
+		s.audit(2)
+	})
+}
+
 // purchase is one customer's checkout and payment, retried with the same
 // key and payment id while the shop is down, as a browser or a payment
 // provider would.

@@ -45,7 +45,10 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, dbo
 		SQLiteSystemDB:     db.SQLite,
 		SystemDBPool:       db.Postgres,
 	}
-	dbosCtx, err := dbos.NewContext(ctx, config)
+	// Without ctx's cancellation: DBOS cancels, durably, every workflow whose
+	// context is cancelled, and a SIGTERM would cancel ctx. Shutdown, which
+	// leaves workflows pending for the next start, is dbos.Shutdown's job.
+	dbosCtx, err := dbos.NewContext(context.WithoutCancel(ctx), config)
 	if err != nil {
 		return nil, nil, fmt.Errorf("initializing DBOS: %w", err)
 	}
