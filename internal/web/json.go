@@ -51,6 +51,12 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 			}
 		}
 	}
+	if r.Context().Err() != nil {
+		// The client left before its answer: nothing went wrong here, and
+		// nobody reads what is written.
+		logger.Debug("client went away", "method", r.Method, "path", r.URL.Path, slog.Any("error", err))
+		return
+	}
 	logger.Error("internal error",
 		slog.Any("error", err),
 		slog.Group("request", "method", r.Method, "path", r.URL.Path))
