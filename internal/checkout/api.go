@@ -75,13 +75,15 @@ func (c *Checkout) Pay(reqCtx context.Context, paymentID string, status shop.Pay
 		return order, settled(order, status)
 	}
 
-	handle, err := dbos.RunWorkflow(c.dbosCtx, c.payment, status, dbos.WithWorkflowID(paymentWorkflowID(paymentID)))
-	if err != nil {
+	if _, err := dbos.RunWorkflow(c.dbosCtx, c.payment, status, dbos.WithWorkflowID(paymentWorkflowID(paymentID))); err != nil {
 		return order, fmt.Errorf("reporting payment %s: %w", paymentID, err)
 	}
-	first, err := handle.GetResult()
+	// The status that counts is the one the payment's workflow published:
+	// another report may have started it first. (Its event, not its handle:
+	// the handle of a workflow started elsewhere polls once a second.)
+	first, err := dbos.GetEvent[shop.PaymentStatus](ctx, paymentWorkflowID(paymentID), EventPaymentStatus, publishWait)
 	if err != nil {
-		return order, fmt.Errorf("reporting payment %s: %w", paymentID, err)
+		return order, fmt.Errorf("reading the status of payment %s: %w", paymentID, err)
 	}
 	if first != status {
 		return order, shop.Errorf(shop.ErrConflict, "payment %s was already reported %s", paymentID, first)

@@ -308,3 +308,79 @@ func TestCheckoutRejectsBadInput(t *testing.T) {
 		f.audit(t)
 	})
 }
+
+// TestCheckoutSameKeyAtOnce is the double click: one key, many requests at
+// the same moment. All get the same payment id, and there is one order.
+func TestCheckoutSameKeyAtOnce(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		f := setup(t, url, fastConfig)
+		ctx := context.Background()
+		stock := f.product(t, 1).Inventory
+		const clicks = 10
+		var wg sync.WaitGroup
+		paymentIDs := make([]string, clicks)
+		errs := make([]error, clicks)
+		for i := range clicks {
+			wg.Go(func() {
+				paymentIDs[i], errs[i] = f.co.Start(ctx, "double-click", checkout.Request{ProductID: 1, Quantity: 1})
+			})
+		}
+		wg.Wait()
+		for i := range clicks {
+			if errs[i] != nil || paymentIDs[i] != paymentIDs[0] {
+				t.Errorf("click %d: payment id %q, %v; want %q", i, paymentIDs[i], errs[i], paymentIDs[0])
+			}
+		}
+		if n := f.orderCount(t); n != 1 {
+			t.Errorf("%d orders, want 1", n)
+		}
+		if got := f.product(t, 1).Inventory; got != stock-1 {
+			t.Errorf("stock = %d, want %d", got, stock-1)
+		}
+		f.audit(t)
+	})
+}
+
+// TestPaymentReportsRace reports "paid" and "failed" for one payment at the
+// same moment, several times each: the first report wins, every other
+// answer agrees with it or is a conflict, and the order ends as it says.
+func TestPaymentReportsRace(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		f := setup(t, url, fastConfig)
+		ctx := context.Background()
+		paymentID, err := f.co.Start(ctx, "race-pay", checkout.Request{ProductID: 1, Quantity: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		statuses := []shop.PaymentStatus{shop.PaymentPaid, shop.PaymentFailed, shop.PaymentPaid, shop.PaymentFailed, shop.PaymentPaid, shop.PaymentFailed}
+		var wg sync.WaitGroup
+		errs := make([]error, len(statuses))
+		for i, status := range statuses {
+			wg.Go(func() { _, errs[i] = f.co.Pay(ctx, paymentID, status) })
+		}
+		wg.Wait()
+
+		order, err := store.OrderByPaymentID(ctx, f.db.Q(), paymentID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		won := shop.PaymentFailed
+		if order.Status != shop.StatusCancelled {
+			won = shop.PaymentPaid
+		}
+		for i, status := range statuses {
+			switch {
+			case status == won && errs[i] != nil:
+				t.Errorf("report %d (%s, the winner's status): %v", i, status, errs[i])
+			case status != won && !errors.Is(errs[i], shop.ErrConflict):
+				t.Errorf("report %d (%s, against the winner %s): %v, want a conflict", i, status, won, errs[i])
+			}
+		}
+		if won == shop.PaymentPaid {
+			f.awaitOrder(t, order.ID, shop.StatusDispatched)
+		} else if order.CancelReason != shop.ReasonPaymentFailed {
+			t.Errorf("order %+v, want cancelled as refused", order)
+		}
+		f.audit(t)
+	})
+}
