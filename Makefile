@@ -21,6 +21,9 @@ chaos: ## only the tests that SIGKILL the real binary
 bench: ## the payment round trip and checkout benchmarks
 	go test -run '^$$' -bench . -benchtime 200x ./internal/checkout
 
+load: ## drive the shop running on :8080 with the load generator
+	go run ./cmd/loadgen -rate 50 -duration 4s -product 4
+
 lint: ## vet and gofmt
 	go vet ./...
 	test -z "$$(gofmt -l .)"
@@ -28,4 +31,4 @@ lint: ## vet and gofmt
 ci: ## what CI runs
 	bash .ci/run
 
-.PHONY: help run run/postgres test test/race chaos bench lint ci
+.PHONY: help run run/postgres test test/race chaos bench load lint ci
