@@ -113,7 +113,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		Handler:           web.NewServer(logger, db, co, crash),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	logger.Info("serving the widget store", "url", "http://"+listener.Addr().String(), "database", db.Engine())
+	logger.Info("serving the widget store", "url", pageURL(listener.Addr()), "database", db.Engine())
 	fmt.Fprintf(stdout, "widgetstore listening on %s\n", listener.Addr())
 
 	serveErr := make(chan error, 1)
@@ -130,4 +130,13 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		logger.Warn("HTTP shutdown", slog.Any("error", err))
 	}
 	return nil
+}
+
+// pageURL is where a person on this machine opens the shop.
+func pageURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return "http://" + addr.String()
+	}
+	return fmt.Sprintf("http://localhost:%d", tcp.Port)
 }

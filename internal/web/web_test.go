@@ -41,6 +41,7 @@ func newTestServer(t testing.TB, url string, cfg checkout.Config) *testServer {
 type response struct {
 	status      int
 	contentType string
+	csp         string
 	body        string
 }
 
@@ -59,7 +60,8 @@ func (s *testServer) do(t testing.TB, method, path, body string) response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return response{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), body: string(b)}
+	return response{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"),
+		csp: resp.Header.Get("Content-Security-Policy"), body: string(b)}
 }
 
 // snapshot is what a bad request must leave as it was.
@@ -195,7 +197,11 @@ func TestPage(t *testing.T) {
 			t.Errorf("GET %s: %d, %d bytes", path, r.status, len(r.body))
 		}
 	}
-	if r := s.do(t, "GET", "/", ""); !strings.Contains(r.body, `src="/static/app.js"`) && !strings.Contains(r.body, `src="static/app.js"`) {
+	r := s.do(t, "GET", "/", "")
+	if !strings.Contains(r.body, `src="/static/app.js"`) {
 		t.Errorf("the page does not load app.js:\n%s", r.body)
+	}
+	if !strings.Contains(r.csp, "default-src 'self'") {
+		t.Errorf("the page's Content-Security-Policy is %q, want default-src 'self'", r.csp)
 	}
 }
