@@ -332,3 +332,32 @@ func TestSupervisorRestartsAfterCrash(t *testing.T) {
 	s.audit(1)
 	s.stop()
 }
+
+// TestTwoInstancesShareOnePostgres runs two instances, each with its own
+// executor id, on one PostgreSQL, as a deployment behind a load balancer
+// would: a checkout started on one is paid through the other, and an
+// instance killed mid-dispatch finishes its dispatch when it comes back.
+func TestTwoInstancesShareOnePostgres(t *testing.T) {
+	url := dbtest.NewDatabase(t, "postgres")
+	a := newShop(t, url, "-executor-id", "instance-a", "-dispatch-steps", "40", "-dispatch-interval", "25ms")
+	b := newShop(t, url, "-executor-id", "instance-b", "-dispatch-steps", "40", "-dispatch-interval", "25ms")
+	a.startProcess("-supervise=false") // both at once: migrations must not race
+	b.startProcess("-supervise=false")
+	a.awaitHealthy()
+	b.awaitHealthy()
+
+	payA := a.mustPost("/checkout/on-a")
+	payB := b.mustPost("/checkout/on-b")
+	if again := b.mustPost("/checkout/on-a"); again != payA {
+		t.Errorf("the key of a checkout on A, sent to B, answered %s, want %s", again, payA)
+	}
+	onA := b.mustPost("/payment_webhook/" + payA + "/paid") // A's checkout, paid through B
+	onB := a.mustPost("/payment_webhook/" + payB + "/paid")
+
+	a.awaitOrder(onA, "mid-dispatch", func(o order) bool { return o.ProgressRemaining < 40 })
+	a.kill()
+	b.awaitOrder(onB, "DISPATCHED", isDispatched)
+	a.run()
+	b.awaitOrder(onA, "DISPATCHED", isDispatched)
+	b.audit(2)
+}

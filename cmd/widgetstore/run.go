@@ -90,8 +90,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		return err
 	}
 	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrating the shop's tables: %w", err)
+	if err := db.Migrate(ctx, checkout.DBOSLogger(logger)); err != nil {
+		return fmt.Errorf("migrating the database: %w", err)
 	}
 	co, dbosCtx, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
 		Checkout: cfg.checkout, ExecutorID: cfg.executorID, Logger: logger,

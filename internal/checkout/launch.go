@@ -23,25 +23,15 @@ type LaunchConfig struct {
 	Logger     *slog.Logger // the app's; DBOS gets it at Warn level
 }
 
-// Launch starts DBOS on db, which must be migrated, registers the shop's
+// Launch starts DBOS on db, which must be migrated (store.DB.Migrate), registers the shop's
 // workflows and recovers the ones a previous run left pending. DBOS and the
 // app share db's one handle. Shut down with dbos.Shutdown, then close db.
 func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, dbos.Context, error) {
-	// DBOS logs at INFO per workflow and WARN per wait that times out (every
-	// unpaid order does): Warn keeps what matters.
-	dbosLogger := slog.New(warnOnly{cfg.Logger.Handler()})
-	if db.Postgres != nil {
-		// Before NewContext, so instances starting together don't race to
-		// create DBOS's schema.
-		if err := dbos.Migrate(ctx, db.URL, dbos.WithMigrateLogger(dbosLogger)); err != nil {
-			return nil, nil, fmt.Errorf("migrating the DBOS system tables: %w", err)
-		}
-	}
 	config := dbos.Config{
 		AppName:            "widgetstore",
 		ApplicationVersion: ApplicationVersion,
 		ExecutorID:         cfg.ExecutorID,
-		Logger:             dbosLogger,
+		Logger:             DBOSLogger(cfg.Logger),
 		SQLiteSystemDB:     db.SQLite,
 		SystemDBPool:       db.Postgres,
 	}
@@ -71,6 +61,11 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, dbo
 	}
 	return co, dbosCtx, nil
 }
+
+// DBOSLogger is what DBOS gets of the app's logger: DBOS logs at INFO per
+// workflow and at WARN per wait that times out (every unpaid order does),
+// so Warn keeps what matters.
+func DBOSLogger(logger *slog.Logger) *slog.Logger { return slog.New(warnOnly{logger.Handler()}) }
 
 // warnOnly passes on records at Warn and above.
 type warnOnly struct{ slog.Handler }

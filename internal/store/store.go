@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 	"github.com/jackc/pgx/v5"
@@ -115,11 +117,44 @@ func (db *DB) Q() dbos.Querier {
 	return sqlQuerier{db.SQLite}
 }
 
-// Migrate brings the application tables up to date. Applied versions are
-// recorded in app_migrations; concurrent starts are serialized by the
-// migration transaction (an advisory lock on Postgres, the write lock on
-// SQLite), so several instances may start at once.
-func (db *DB) Migrate(ctx context.Context) error {
+// migrationLock is the Postgres advisory lock key that serializes the
+// migrations of instances starting at once. Any constant will do.
+const migrationLock = 7263849150
+
+// Migrate brings the database up to date before DBOS launches on it: on
+// PostgreSQL DBOS's system tables first (on SQLite DBOS migrates them
+// itself, on the shared handle, at launch), then the shop's tables, whose
+// applied versions are recorded in app_migrations. Instances starting at
+// once take turns: on PostgreSQL under an advisory lock, since DBOS's own
+// migration races on CREATE SCHEMA; on SQLite under the file's write lock.
+func (db *DB) Migrate(ctx context.Context, logger *slog.Logger) error {
+	if db.Postgres != nil {
+		conn, err := db.Postgres.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("taking the migration lock: %w", err)
+		}
+		defer conn.Release()
+		// Polled, not waited for in one statement: a session waiting in a
+		// statement holds a snapshot, and DBOS's CREATE INDEX CONCURRENTLY
+		// in the lock holder's migration waits for every such snapshot to
+		// go, a deadlock that PostgreSQL does not detect.
+		for locked := false; !locked; {
+			if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, migrationLock).Scan(&locked); err != nil {
+				return fmt.Errorf("taking the migration lock: %w", err)
+			}
+			if !locked {
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("taking the migration lock: %w", ctx.Err())
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}
+		defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
+		if err := dbos.Migrate(ctx, db.URL, dbos.WithMigrateLogger(logger)); err != nil {
+			return fmt.Errorf("migrating the DBOS system tables: %w", err)
+		}
+	}
 	dir := "migrations/" + db.Engine()
 	entries, err := fs.ReadDir(migrations, dir)
 	if err != nil {
@@ -132,12 +167,6 @@ func (db *DB) Migrate(ctx context.Context) error {
 	slices.Sort(names)
 
 	return db.inTx(ctx, func(tx dbos.Querier) error {
-		if db.Postgres != nil {
-			// Any constant key: it only has to be the same for every instance.
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7263849150)`); err != nil {
-				return fmt.Errorf("taking the migration lock: %w", err)
-			}
-		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS app_migrations (version INTEGER PRIMARY KEY)`); err != nil {
 			return fmt.Errorf("creating app_migrations: %w", err)
 		}

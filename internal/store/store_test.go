@@ -17,7 +17,7 @@ func openMigrated(t *testing.T, url string) *store.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	if err := db.Migrate(context.Background()); err != nil {
+	if err := db.Migrate(context.Background(), dbtest.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
 	return db
@@ -26,7 +26,7 @@ func openMigrated(t *testing.T, url string) *store.DB {
 func TestMigrateIsIdempotent(t *testing.T) {
 	dbtest.RunEach(t, func(t *testing.T, url string) {
 		db := openMigrated(t, url)
-		if err := db.Migrate(context.Background()); err != nil {
+		if err := db.Migrate(context.Background(), dbtest.Logger(t)); err != nil {
 			t.Fatalf("second migration: %v", err)
 		}
 		products, err := store.ListProducts(context.Background(), db.Q())
@@ -53,7 +53,7 @@ func TestMigrateConcurrently(t *testing.T) {
 				return
 			}
 			defer db.Close()
-			errs[i] = db.Migrate(context.Background())
+			errs[i] = db.Migrate(context.Background(), dbtest.Logger(t))
 		})
 	}
 	wg.Wait()

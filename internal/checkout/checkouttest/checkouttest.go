@@ -25,7 +25,7 @@ func Launch(t testing.TB, url string, cfg checkout.Config, logger *slog.Logger) 
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	if err := db.Migrate(ctx); err != nil {
+	if err := db.Migrate(ctx, logger); err != nil {
 		t.Fatal(err)
 	}
 	co, dbosCtx, err := checkout.Launch(ctx, db, checkout.LaunchConfig{Checkout: cfg, ExecutorID: "test", Logger: logger})
