@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -360,4 +361,42 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 	a.run()
 	b.awaitOrder(onA, "DISPATCHED", isDispatched)
 	b.audit(2)
+}
+
+// TestSilentInstanceTakenOver runs two instances past the silence after
+// which one takes over the other, then kills one for good: the other takes
+// over its workflows, so its waiting checkout is paid and its dispatch
+// finishes.
+func TestSilentInstanceTakenOver(t *testing.T) {
+	url := dbtest.NewDatabase(t, "postgres")
+	args := []string{"-takeover-after", "2s", "-dispatch-steps", "200", "-dispatch-interval", "40ms"}
+	a := newShop(t, url, append(args, "-executor-id", "instance-a")...)
+	b := newShop(t, url, append(args, "-executor-id", "instance-b")...)
+	a.run()
+	b.run()
+
+	waiting := a.mustPost("/checkout/left-waiting")
+	dispatching := a.mustPost("/payment_webhook/" + a.mustPost("/checkout/left-dispatching") + "/paid")
+	a.awaitOrder(dispatching, "mid-dispatch", func(o order) bool { return o.ProgressRemaining < 200 })
+	// Live instances keep their heartbeats: nothing is taken over.
+	time.Sleep(3 * time.Second)
+	for _, s := range []*shop{a, b} {
+		if strings.Contains(s.output(), "took over") {
+			t.Fatalf("a live instance was taken over:\n%s", s.output())
+		}
+	}
+	a.kill()
+	killed := time.Now()
+	if o := b.order(dispatching); o.ProgressRemaining == 0 {
+		t.Fatalf("the dispatch finished before the kill: the test proves nothing")
+	}
+
+	paid := b.mustPost("/payment_webhook/" + waiting + "/paid")
+	t.Logf("instance killed to its waiting checkout settled by the other: %v", time.Since(killed).Round(time.Millisecond))
+	b.awaitOrder(paid, "DISPATCHED", isDispatched)
+	b.awaitOrder(dispatching, "DISPATCHED", isDispatched)
+	b.audit(2)
+	if !strings.Contains(b.output(), "took over the workflows of a silent instance") {
+		t.Errorf("instance b did not log the takeover")
+	}
 }

@@ -27,6 +27,7 @@ type config struct {
 	supervise   bool
 	crashButton bool
 	executorID  string
+	takeover    time.Duration
 	checkout    checkout.Config
 }
 
@@ -56,6 +57,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&cfg.supervise, "supervise", true, "run the server under a supervisor that restarts it when it dies; turn off under systemd or Kubernetes")
 	fs.BoolVar(&cfg.crashButton, "crash-button", true, "serve POST /crash_application, which kills the server (a demo)")
 	fs.StringVar(&cfg.executorID, "executor-id", executorID, "this instance's stable id among those sharing a database (default from DBOS__VMID)")
+	fs.DurationVar(&cfg.takeover, "takeover-after", 30*time.Second, "on PostgreSQL, take over the workflows of another instance silent this long (0: never)")
 	fs.DurationVar(&cfg.checkout.PaymentTimeout, "payment-timeout", cfg.checkout.PaymentTimeout, "how long a checkout waits for its payment")
 	fs.IntVar(&cfg.checkout.DispatchSteps, "dispatch-steps", cfg.checkout.DispatchSteps, "progress steps of a dispatch")
 	fs.DurationVar(&cfg.checkout.DispatchInterval, "dispatch-interval", cfg.checkout.DispatchInterval, "time between two dispatch steps")
@@ -115,6 +117,16 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	}
 	logger.Info("serving the widget store", "url", pageURL(listener.Addr()), "database", db.Engine())
 	fmt.Fprintf(stdout, "widgetstore listening on %s\n", listener.Addr())
+
+	tookOver := make(chan struct{})
+	takeoverCtx, stopTakeover := context.WithCancel(ctx)
+	go func() {
+		defer close(tookOver)
+		if db.Postgres != nil && cfg.takeover > 0 {
+			co.TakeOver(takeoverCtx, cfg.executorID, cfg.takeover)
+		}
+	}()
+	defer func() { stopTakeover(); <-tookOver }() // before DBOS shuts down
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.Serve(listener) }()

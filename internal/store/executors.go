@@ -1,0 +1,58 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+)
+
+// The executors table exists on PostgreSQL only: on SQLite one process at a
+// time runs the shop.
+
+const dbNowMs = `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)`
+
+// Heartbeat records that the instance executorID is alive now.
+func Heartbeat(ctx context.Context, q dbos.Querier, executorID string) error {
+	_, err := q.Exec(ctx, `
+		INSERT INTO executors (executor_id, heartbeat_at_ms) VALUES ($1, `+dbNowMs+`)
+		ON CONFLICT (executor_id) DO UPDATE SET heartbeat_at_ms = EXCLUDED.heartbeat_at_ms`, executorID)
+	if err != nil {
+		return fmt.Errorf("recording the heartbeat of %s: %w", executorID, err)
+	}
+	return nil
+}
+
+// SilentExecutors lists the instances other than self whose last heartbeat
+// is older than silence.
+func SilentExecutors(ctx context.Context, q dbos.Querier, self string, silence time.Duration) ([]string, error) {
+	rows, err := q.Query(ctx, `
+		SELECT executor_id FROM executors
+		WHERE executor_id <> $1 AND heartbeat_at_ms < `+dbNowMs+` - $2
+		ORDER BY executor_id`, self, silence.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("listing silent executors: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("listing silent executors: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// ForgetExecutor removes a silent instance once its workflows are taken
+// over, unless it has spoken again meanwhile.
+func ForgetExecutor(ctx context.Context, q dbos.Querier, executorID string, silence time.Duration) error {
+	_, err := q.Exec(ctx, `DELETE FROM executors WHERE executor_id = $1 AND heartbeat_at_ms < `+dbNowMs+` - $2`,
+		executorID, silence.Milliseconds())
+	if err != nil {
+		return fmt.Errorf("forgetting executor %s: %w", executorID, err)
+	}
+	return nil
+}
