@@ -18,7 +18,7 @@ test/race: ## every test under the race detector (needs cgo)
 chaos: ## only the tests that SIGKILL the real binary
 	go test -count=1 -v ./chaos
 
-bench: ## the payment round trip and checkout benchmarks
+bench: ## the payment round trip, and Send/Recv against SetEvent/GetEvent wake-ups
 	go test -run '^$$' -bench . -benchtime 200x ./internal/checkout
 
 load: ## drive the shop running on :8080 with the load generator
