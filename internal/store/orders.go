@@ -35,7 +35,7 @@ func CreateOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (shop.Order, 
 		SELECT $1, $2, product_id, $3, price_cents * CAST($3 AS INTEGER), $4, $5, $5, $6, $6 FROM products WHERE product_id = $7
 		RETURNING order_id`,
 		o.CheckoutID, o.PaymentID, o.Quantity, shop.StatusPending, o.Steps, now, o.ProductID).Scan(&id)
-	if IsNoRows(err) {
+	if isNoRows(err) {
 		return shop.Order{}, shop.Errorf(shop.ErrNotFound, "no product %d", o.ProductID)
 	}
 	if err != nil {
@@ -86,7 +86,7 @@ func AdvanceDispatch(ctx context.Context, tx dbos.Querier, orderID int64) (int, 
 		WHERE order_id = $3 AND status = $4 AND progress_remaining > 0
 		RETURNING progress_remaining`,
 		shop.StatusDispatched, time.Now().UnixMilli(), orderID, shop.StatusPaid).Scan(&remaining)
-	if IsNoRows(err) {
+	if isNoRows(err) {
 		return 0, fmt.Errorf("advancing dispatch of order %d: it is not being dispatched", orderID)
 	}
 	if err != nil {
@@ -127,7 +127,7 @@ func scanOrder(row dbos.Row) (shop.Order, error) {
 
 func getOrderWhere(ctx context.Context, q dbos.Querier, where string, arg any) (shop.Order, error) {
 	o, err := scanOrder(q.QueryRow(ctx, `SELECT `+orderColumns+orderFrom+`WHERE `+where, arg))
-	if IsNoRows(err) {
+	if isNoRows(err) {
 		return o, shop.Errorf(shop.ErrNotFound, "no such order")
 	}
 	if err != nil {

@@ -45,7 +45,7 @@ func ListProducts(ctx context.Context, q dbos.Querier) ([]shop.Product, error) {
 // GetProduct returns one product, or an error of kind shop.ErrNotFound.
 func GetProduct(ctx context.Context, q dbos.Querier, id int64) (shop.Product, error) {
 	p, err := scanProduct(q.QueryRow(ctx, `SELECT `+productColumns+` FROM products WHERE product_id = $1`, id))
-	if IsNoRows(err) {
+	if isNoRows(err) {
 		return p, shop.Errorf(shop.ErrNotFound, "no product %d", id)
 	}
 	if err != nil {

@@ -230,7 +230,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx dbos.Querier) error) error {
 	return tx.Commit()
 }
 
-// IsNoRows reports whether err says a query matched no row, on either engine.
-func IsNoRows(err error) bool {
+// isNoRows reports whether err says a query matched no row, on either engine.
+func isNoRows(err error) bool {
 	return errors.Is(err, dbos.ErrNoRows) || errors.Is(err, sql.ErrNoRows)
 }
