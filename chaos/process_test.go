@@ -17,8 +17,11 @@ import (
 	"time"
 )
 
-// binary is the widgetstore built once for all the tests.
-var binary string
+// binary is the widgetstore built once for all the tests, with buildFlags.
+var (
+	binary     string
+	buildFlags []string
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "widgetstore-chaos")
@@ -27,7 +30,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "widgetstore")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/widgetstore")
+	args := append([]string{"build", "-o", binary}, buildFlags...)
+	build := exec.Command("go", append(args, "../cmd/widgetstore")...)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building widgetstore:", err)
@@ -67,6 +71,9 @@ func newShop(t testing.TB, databaseURL string, args ...string) *shop {
 		http: &http.Client{Timeout: 30 * time.Second}}
 	t.Cleanup(func() {
 		s.kill()
+		if strings.Contains(s.output(), "WARNING: DATA RACE") {
+			t.Errorf("the race detector found a data race in the shop")
+		}
 		if t.Failed() {
 			t.Logf("the shop's output:\n%s", s.output())
 		}
