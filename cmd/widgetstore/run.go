@@ -28,6 +28,7 @@ type config struct {
 	crashButton bool
 	executorID  string
 	takeover    time.Duration
+	webhookKey  []byte // WEBHOOK_SECRET: from the environment only, never a flag that ps shows
 	checkout    checkout.Config
 }
 
@@ -61,6 +62,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.checkout.PaymentTimeout, "payment-timeout", cfg.checkout.PaymentTimeout, "how long a checkout waits for its payment")
 	fs.IntVar(&cfg.checkout.DispatchSteps, "dispatch-steps", cfg.checkout.DispatchSteps, "progress steps of a dispatch")
 	fs.DurationVar(&cfg.checkout.DispatchInterval, "dispatch-interval", cfg.checkout.DispatchInterval, "time between two dispatch steps")
+	if secret := getenv("WEBHOOK_SECRET"); secret != "" {
+		cfg.webhookKey = []byte(secret)
+	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -103,16 +107,19 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	}
 	defer dbos.Shutdown(dbosCtx, 10*time.Second)
 
-	var crash func()
+	opts := web.Options{WebhookSecret: cfg.webhookKey}
 	if cfg.crashButton {
-		crash = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	}
+	if opts.WebhookSecret == nil {
+		logger.Info("the payment webhook takes unsigned reports, as the demo's page sends them; set WEBHOOK_SECRET to require signed ones")
 	}
 	listener, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
 	}
 	server := &http.Server{
-		Handler:           web.NewServer(logger, db, co, crash),
+		Handler:           web.NewServer(logger, db, co, opts),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	logger.Info("serving the widget store", "url", pageURL(listener.Addr()), "database", db.Engine())

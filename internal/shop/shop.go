@@ -15,6 +15,7 @@ var (
 	ErrInvalid  = errors.New("invalid request")
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
+	ErrDenied   = errors.New("not authenticated")
 )
 
 // Errorf returns an error of the given kind whose message is safe to show a

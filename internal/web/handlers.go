@@ -1,6 +1,9 @@
 package web
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -167,9 +170,15 @@ func handleCheckout(logger *slog.Logger, co *checkout.Checkout) http.Handler {
 
 // handlePaymentWebhook handles "POST /payment_webhook/{payment_id}/{status}",
 // the payment provider's report. It answers, as text, the id of the order
-// once the checkout has settled it. A redelivery answers the same.
-func handlePaymentWebhook(logger *slog.Logger, co *checkout.Checkout) http.Handler {
+// once the checkout has settled it. A redelivery answers the same. With a
+// secret, a report must be signed with it.
+func handlePaymentWebhook(logger *slog.Logger, co *checkout.Checkout, secret []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if secret != nil && !hmac.Equal([]byte(r.Header.Get(SignatureHeader)),
+			[]byte(SignWebhook(secret, r.PathValue("payment_id"), r.PathValue("status")))) {
+			writeError(w, r, logger, shop.Errorf(shop.ErrDenied, "missing or wrong %s", SignatureHeader))
+			return
+		}
 		status, err := shop.ParsePaymentStatus(r.PathValue("status"))
 		if err != nil {
 			writeError(w, r, logger, err)
@@ -182,6 +191,18 @@ func handlePaymentWebhook(logger *slog.Logger, co *checkout.Checkout) http.Handl
 		}
 		writeText(w, strconv.FormatInt(order.ID, 10))
 	})
+}
+
+// SignatureHeader carries a payment webhook's signature.
+const SignatureHeader = "Webhook-Signature"
+
+// SignWebhook is the signature of the payment provider's report that
+// paymentID is status ("paid" or "failed"): "sha256=" and the hex HMAC-SHA256
+// of "<paymentID>/<status>" under secret.
+func SignWebhook(secret []byte, paymentID, status string) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(paymentID + "/" + status))
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
 // handleCrash handles "POST /crash_application": it kills the process, as

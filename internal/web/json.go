@@ -36,6 +36,7 @@ var errorStatus = []struct {
 	{shop.ErrInvalid, http.StatusBadRequest},
 	{shop.ErrNotFound, http.StatusNotFound},
 	{shop.ErrConflict, http.StatusConflict},
+	{shop.ErrDenied, http.StatusUnauthorized},
 }
 
 // writeError answers with {"error": message}. A shop error's message is

@@ -19,8 +19,8 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /order/{id}", handleOrder(s.logger, s.db))
 	s.mux.Handle("POST /restock", handleRestock(s.logger, s.db))
 	s.mux.Handle("POST /checkout/{key}", handleCheckout(s.logger, s.checkout))
-	s.mux.Handle("POST /payment_webhook/{payment_id}/{status}", handlePaymentWebhook(s.logger, s.checkout))
-	s.mux.Handle("POST /crash_application", handleCrash(s.logger, s.crashFunc))
+	s.mux.Handle("POST /payment_webhook/{payment_id}/{status}", handlePaymentWebhook(s.logger, s.checkout, s.opts.WebhookSecret))
+	s.mux.Handle("POST /crash_application", handleCrash(s.logger, s.opts.CrashFunc))
 
 	// Beside it.
 	s.mux.Handle("GET /api/products", handleProducts(s.logger, s.db))

@@ -20,16 +20,24 @@ type Server struct {
 	logger   *slog.Logger
 	db       *store.DB
 	checkout *checkout.Checkout
-	// CrashFunc kills the process for the crash button; nil turns the
-	// button off (404).
-	crashFunc func()
-	mux       *http.ServeMux
+	opts     Options
+	mux      *http.ServeMux
 }
 
-// NewServer returns the shop's handler. crash is what the crash button
-// calls; pass nil to turn it off.
-func NewServer(logger *slog.Logger, db *store.DB, co *checkout.Checkout, crash func()) *Server {
-	s := &Server{logger: logger, db: db, checkout: co, crashFunc: crash, mux: http.NewServeMux()}
+// Options are the server's switches.
+type Options struct {
+	// CrashFunc kills the process for the crash button; nil turns the
+	// button off (404).
+	CrashFunc func()
+	// WebhookSecret, when set, is the key the payment provider signs its
+	// webhooks with (see SignWebhook); unsigned ones are refused with 401.
+	// Unset, the webhook is open to anyone, as the seed's was.
+	WebhookSecret []byte
+}
+
+// NewServer returns the shop's handler.
+func NewServer(logger *slog.Logger, db *store.DB, co *checkout.Checkout, opts Options) *Server {
+	s := &Server{logger: logger, db: db, checkout: co, opts: opts, mux: http.NewServeMux()}
 	s.routes()
 	return s
 }

@@ -26,14 +26,15 @@ type testServer struct {
 }
 
 // newTestServer serves the shop on a real HTTP server over a fresh
-// database at url, with DBOS launched on it. The crash button only reports
-// that it was pressed.
-func newTestServer(t testing.TB, url string, cfg checkout.Config) *testServer {
+// database at url, with DBOS launched on it and the webhook secret if one
+// is given. The crash button only reports that it was pressed.
+func newTestServer(t testing.TB, url string, cfg checkout.Config, webhookSecret ...byte) *testServer {
 	t.Helper()
 	logger := dbtest.Logger(t)
 	db, co := checkouttest.Launch(t, url, cfg, logger)
 	crashed := make(chan struct{}, 10)
-	srv := httptest.NewServer(web.NewServer(logger, db, co, func() { crashed <- struct{}{} }))
+	opts := web.Options{CrashFunc: func() { crashed <- struct{}{} }, WebhookSecret: webhookSecret}
+	srv := httptest.NewServer(web.NewServer(logger, db, co, opts))
 	t.Cleanup(srv.Close)
 	return &testServer{URL: srv.URL, db: db, crashed: crashed}
 }
@@ -45,11 +46,14 @@ type response struct {
 	body        string
 }
 
-func (s *testServer) do(t testing.TB, method, path, body string) response {
+func (s *testServer) do(t testing.TB, method, path, body string, header ...string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -203,5 +207,38 @@ func TestPage(t *testing.T) {
 	}
 	if !strings.Contains(r.csp, "default-src 'self'") {
 		t.Errorf("the page's Content-Security-Policy is %q, want default-src 'self'", r.csp)
+	}
+}
+
+// TestSignedWebhook: with a secret, only reports signed with it, for that
+// payment and that status, are taken; the others change nothing.
+func TestSignedWebhook(t *testing.T) {
+	secret := []byte("shared with the payment provider")
+	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), testConfig, secret...)
+	paymentID := s.do(t, "POST", "/checkout/signed", "").body
+	before := s.snapshot(t)
+
+	sig := web.SignWebhook(secret, paymentID, "paid")
+	refused := []struct {
+		name   string
+		header []string
+	}{
+		{"unsigned", nil},
+		{"signed with another secret", []string{web.SignatureHeader, web.SignWebhook([]byte("guess"), paymentID, "paid")}},
+		{"signed for the other status", []string{web.SignatureHeader, web.SignWebhook(secret, paymentID, "failed")}},
+		{"signed for another payment", []string{web.SignatureHeader, web.SignWebhook(secret, "pay_other", "paid")}},
+		{"signature cut short", []string{web.SignatureHeader, sig[:len(sig)-1]}},
+	}
+	for _, tt := range refused {
+		r := s.do(t, "POST", "/payment_webhook/"+paymentID+"/paid", "", tt.header...)
+		if r.status != http.StatusUnauthorized || !strings.Contains(r.body, web.SignatureHeader) {
+			t.Errorf("%s: %d %s, want 401 naming %s", tt.name, r.status, r.body, web.SignatureHeader)
+		}
+	}
+	if after := s.snapshot(t); after != before {
+		t.Errorf("refused reports changed the shop:\nbefore %s\nafter  %s", before, after)
+	}
+	if r := s.do(t, "POST", "/payment_webhook/"+paymentID+"/paid", "", web.SignatureHeader, sig); r.status != 200 {
+		t.Errorf("signed report: %d %s", r.status, r.body)
 	}
 }
