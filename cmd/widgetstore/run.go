@@ -125,15 +125,15 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	logger.Info("serving the widget store", "url", pageURL(listener.Addr()), "database", db.Engine())
 	fmt.Fprintf(stdout, "widgetstore listening on %s\n", listener.Addr())
 
-	tookOver := make(chan struct{})
-	takeoverCtx, stopTakeover := context.WithCancel(ctx)
-	go func() {
-		defer close(tookOver)
-		if db.Postgres != nil && cfg.takeover > 0 {
-			co.TakeOver(takeoverCtx, cfg.executorID, cfg.takeover)
-		}
-	}()
-	defer func() { stopTakeover(); <-tookOver }() // before DBOS shuts down
+	// On PostgreSQL other instances may share the database.
+	stopTakeover := func() {}
+	if db.Postgres != nil && cfg.takeover > 0 {
+		takeoverCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); co.TakeOver(takeoverCtx, cfg.executorID, cfg.takeover) }()
+		stopTakeover = func() { cancel(); <-done }
+	}
+	defer stopTakeover() // before DBOS shuts down
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.Serve(listener) }()
