@@ -28,8 +28,10 @@ type config struct {
 	crashButton bool
 	executorID  string
 	takeover    time.Duration
-	webhookKey  []byte // WEBHOOK_SECRET: from the environment only, never a flag that ps shows
-	checkout    checkout.Config
+	// From the environment only, never flags that ps shows.
+	webhookKey    []byte // WEBHOOK_SECRET
+	operatorToken []byte // OPERATOR_TOKEN
+	checkout      checkout.Config
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -64,6 +66,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.checkout.DispatchInterval, "dispatch-interval", cfg.checkout.DispatchInterval, "time between two dispatch steps")
 	if secret := getenv("WEBHOOK_SECRET"); secret != "" {
 		cfg.webhookKey = []byte(secret)
+	}
+	if token := getenv("OPERATOR_TOKEN"); token != "" {
+		cfg.operatorToken = []byte(token)
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -107,12 +112,13 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	}
 	defer dbos.Shutdown(dbosCtx, 10*time.Second)
 
-	opts := web.Options{WebhookSecret: cfg.webhookKey}
+	opts := web.Options{WebhookSecret: cfg.webhookKey, OperatorToken: cfg.operatorToken}
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}
-	if opts.WebhookSecret == nil {
-		logger.Info("the payment webhook takes unsigned reports, as the demo's page sends them; set WEBHOOK_SECRET to require signed ones")
+	if opts.WebhookSecret == nil || opts.OperatorToken == nil {
+		logger.Info("demo mode: without WEBHOOK_SECRET anyone may report a payment, without OPERATOR_TOKEN anyone may restock, crash and resume",
+			"WEBHOOK_SECRET set", opts.WebhookSecret != nil, "OPERATOR_TOKEN set", opts.OperatorToken != nil)
 	}
 	listener, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

@@ -26,7 +26,7 @@ type fixture struct {
 // setup launches the shop's workflows on a fresh database at url.
 func setup(t testing.TB, url string, cfg checkout.Config) fixture {
 	t.Helper()
-	db, co := checkouttest.Launch(t, url, cfg, dbtest.Logger(t))
+	db, co, _ := checkouttest.Launch(t, url, cfg, dbtest.Logger(t))
 	return fixture{db: db, co: co}
 }
 

@@ -8,8 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/shop"
@@ -243,5 +247,69 @@ func handleAudit(logger *slog.Logger, db *store.DB) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string][]string{"breaches": breaches})
+	})
+}
+
+// workflowsListed bounds GET /api/workflows.
+const workflowsListed = 100
+
+type workflowJSON struct {
+	ID         string    `json:"workflow_id"`
+	Name       string    `json:"name"`
+	Status     string    `json:"status"`
+	Error      string    `json:"error,omitempty"`
+	ExecutorID string    `json:"executor_id"`
+	Attempts   int       `json:"attempts"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// workflowStatuses are the statuses GET /api/workflows filters on.
+var workflowStatuses = []dbos.WorkflowStatusType{
+	dbos.WorkflowStatusPending, dbos.WorkflowStatusEnqueued, dbos.WorkflowStatusDelayed,
+	dbos.WorkflowStatusSuccess, dbos.WorkflowStatusError, dbos.WorkflowStatusCancelled,
+	dbos.WorkflowStatusMaxRecoveryAttemptsExceeded,
+}
+
+// handleWorkflows handles "GET /api/workflows?status=ERROR,CANCELLED": the
+// newest workflows, in the given statuses or in any.
+func handleWorkflows(logger *slog.Logger, co *checkout.Checkout) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var statuses []dbos.WorkflowStatusType
+		if q := r.URL.Query().Get("status"); q != "" {
+			for _, s := range strings.Split(q, ",") {
+				status := dbos.WorkflowStatusType(s)
+				if !slices.Contains(workflowStatuses, status) {
+					writeError(w, r, logger, shop.Errorf(shop.ErrInvalid, "unknown workflow status %q: want some of %v", s, workflowStatuses))
+					return
+				}
+				statuses = append(statuses, status)
+			}
+		}
+		workflows, err := co.Workflows(r.Context(), statuses, workflowsListed)
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		out := make([]workflowJSON, len(workflows))
+		for i, wf := range workflows {
+			out[i] = workflowJSON{ID: wf.ID, Name: wf.Name, Status: string(wf.Status), Error: wf.Error,
+				ExecutorID: wf.ExecutorID, Attempts: wf.Attempts, CreatedAt: wf.CreatedAt, UpdatedAt: wf.UpdatedAt}
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// handleWorkflowResume handles "POST /api/workflows/{id}/resume": a
+// workflow that stopped before its end runs on from its last checkpoint.
+func handleWorkflowResume(logger *slog.Logger, co *checkout.Checkout) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if err := co.Resume(r.Context(), id); err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		logger.Warn("an operator resumed a workflow", "workflow", id)
+		writeJSON(w, http.StatusAccepted, map[string]string{"resumed": id})
 	})
 }

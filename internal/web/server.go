@@ -33,6 +33,10 @@ type Options struct {
 	// webhooks with (see SignWebhook); unsigned ones are refused with 401.
 	// Unset, the webhook is open to anyone, as the seed's was.
 	WebhookSecret []byte
+	// OperatorToken, when set, must come as "Authorization: Bearer <token>"
+	// with every operator's request: restock, crash, audit, workflows.
+	// Unset, they are open, as the seed's restock and crash were.
+	OperatorToken []byte
 }
 
 // NewServer returns the shop's handler.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/checkout/checkouttest"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
@@ -22,21 +24,27 @@ var testConfig = checkout.Config{PaymentTimeout: 30 * time.Second, DispatchSteps
 type testServer struct {
 	URL     string
 	db      *store.DB
+	dbosCtx dbos.Context
 	crashed chan struct{} // receives when the crash button is pressed
 }
 
 // newTestServer serves the shop on a real HTTP server over a fresh
-// database at url, with DBOS launched on it and the webhook secret if one
-// is given. The crash button only reports that it was pressed.
-func newTestServer(t testing.TB, url string, cfg checkout.Config, webhookSecret ...byte) *testServer {
+// database at url, with DBOS launched on it. The crash button only reports
+// that it was pressed.
+func newTestServer(t testing.TB, url string, cfg checkout.Config) *testServer {
+	return newTestServerWith(t, url, cfg, web.Options{})
+}
+
+// newTestServerWith is newTestServer with the secrets in opts.
+func newTestServerWith(t testing.TB, url string, cfg checkout.Config, opts web.Options) *testServer {
 	t.Helper()
 	logger := dbtest.Logger(t)
-	db, co := checkouttest.Launch(t, url, cfg, logger)
+	db, co, dbosCtx := checkouttest.Launch(t, url, cfg, logger)
 	crashed := make(chan struct{}, 10)
-	opts := web.Options{CrashFunc: func() { crashed <- struct{}{} }, WebhookSecret: webhookSecret}
+	opts.CrashFunc = func() { crashed <- struct{}{} }
 	srv := httptest.NewServer(web.NewServer(logger, db, co, opts))
 	t.Cleanup(srv.Close)
-	return &testServer{URL: srv.URL, db: db, crashed: crashed}
+	return &testServer{URL: srv.URL, db: db, dbosCtx: dbosCtx, crashed: crashed}
 }
 
 type response struct {
@@ -214,7 +222,7 @@ func TestPage(t *testing.T) {
 // payment and that status, are taken; the others change nothing.
 func TestSignedWebhook(t *testing.T) {
 	secret := []byte("shared with the payment provider")
-	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), testConfig, secret...)
+	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), testConfig, web.Options{WebhookSecret: secret})
 	paymentID := s.do(t, "POST", "/checkout/signed", "").body
 	before := s.snapshot(t)
 

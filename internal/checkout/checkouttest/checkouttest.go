@@ -17,7 +17,7 @@ import (
 // Launch opens and migrates the database at url and launches the shop's
 // workflows on it with cfg. DBOS is shut down and the database closed when
 // the test ends.
-func Launch(t testing.TB, url string, cfg checkout.Config, logger *slog.Logger) (*store.DB, *checkout.Checkout) {
+func Launch(t testing.TB, url string, cfg checkout.Config, logger *slog.Logger) (*store.DB, *checkout.Checkout, dbos.Context) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, url)
@@ -37,5 +37,5 @@ func Launch(t testing.TB, url string, cfg checkout.Config, logger *slog.Logger) 
 			t.Errorf("shutting DBOS down: %v", err)
 		}
 	})
-	return db, co
+	return db, co, dbosCtx
 }
