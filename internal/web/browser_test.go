@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/web"
 )
 
 // browserConfig: a short dispatch, so a paid order is dispatched while the
@@ -33,11 +35,13 @@ const (
 	waitTimeout     = 10 * time.Second // the page showing what the server answered
 	dispatchTimeout = 20 * time.Second // a paid order reaching DISPATCHED on the page
 	browserLifetime = 3 * time.Minute  // backstop: the browser is killed after this
+
+	operatorPoll = 3 * time.Second // how often the page polls the operator's routes (app.js)
 )
 
 // TestBrowser drives the page in a real, headless Chromium as a shopper and
-// an operator would: buy, pay, refuse, run out of stock, restock and crash,
-// asserting on what the page shows.
+// an operator would: buy, pay, refuse, run out of stock, restock, resume a
+// cancelled checkout and crash, asserting on what the page shows.
 func TestBrowser(t *testing.T) {
 	chromium := findChromium(t)
 	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), browserConfig)
@@ -72,6 +76,9 @@ func TestBrowser(t *testing.T) {
 	if b.visible("#connection") {
 		b.fatalf("the page shows the server-down banner on a healthy server")
 	}
+	b.waitJS("the operator's section: balanced books, nothing to do", textJS("#audit")+` === 'Books balance' && `+
+		textJS("#workflows-empty")+` === 'No workflow needs attention.' && `+visibleJS("#workflows-empty")+
+		` && !`+visibleJS("#workflows-table"), waitTimeout)
 	stock1 := b.stock(1)
 
 	// 2. Buy one of product 1: the payment appears, one order exists, the
@@ -185,7 +192,35 @@ func TestBrowser(t *testing.T) {
 	b.waitStock(1, 100)
 	b.waitStock(3, 100)
 
-	// 8. Crash: the server's crash function is called, the page shows the
+	// 8. A checkout cancelled in DBOS shows under Needs attention; resumed
+	// from the page, it leaves the list at once and the books balance.
+	const key = "browser-cancelled-checkout"
+	if r := s.do(t, "POST", "/checkout/"+key, ""); r.status != 200 {
+		b.fatalf("POST /checkout/%s: %d %s", key, r.status, r.body)
+	}
+	if err := dbos.CancelWorkflow(s.dbosCtx, key); err != nil {
+		b.fatalf("cancelling checkout %s in DBOS: %v", key, err)
+	}
+	row := `#workflows-body tr[data-workflow-id="` + key + `"]`
+	b.waitJS("the cancelled checkout listed as CANCELLED", visibleJS(row)+` && `+textJS(row+" .status")+` === 'CANCELLED'`,
+		operatorPoll+waitTimeout)
+	if name := b.text(row + " .name"); name != "checkout.Checkout" {
+		b.fatalf("the cancelled checkout's row shows name %q, want checkout.Checkout", name)
+	}
+	b.do("clicking Resume on the cancelled checkout", chromedp.Click(chromedp.CSS(row+" button.resume")))
+	// The page refreshes the list after the click, not at its next poll.
+	b.waitJS("the resumed checkout to leave the list", `!document.querySelector(`+strconv.Quote(row)+`)`, operatorPoll)
+	msg := b.text("#message")
+	kind := runT(b, "reading the message kind", chromedp.Evaluate[string](`document.querySelector('#message').dataset.kind || ''`))
+	if !strings.Contains(msg, key) || kind == "error" {
+		b.fatalf("after Resume, the message reads %q (%s); want the server's answer naming %s", msg, kind, key)
+	}
+	if r := s.do(t, "GET", "/api/workflows?status=CANCELLED", ""); r.status != 200 || strings.Contains(r.body, key) {
+		b.fatalf("the page no longer lists %s, but GET /api/workflows?status=CANCELLED answers %d %s", key, r.status, r.body)
+	}
+	b.waitJS("the books to balance", textJS("#audit")+` === 'Books balance'`, operatorPoll+waitTimeout)
+
+	// 9. Crash: the server's crash function is called, the page shows the
 	// server-down banner, then finds the server answering again.
 	runT(b, "watching the connection banner", chromedp.Evaluate[bool](`(() => {
 		window.__bannerShown = false;
@@ -204,6 +239,35 @@ func TestBrowser(t *testing.T) {
 		` === 'Connection restored.' && document.querySelector('#connection').hidden`, waitTimeout)
 
 	b.screenshot("page.png")
+	b.checkConsole()
+}
+
+// TestBrowserOperatorToken: when the server wants OPERATOR_TOKEN, which the
+// page cannot send, the operator's section says so once, shows no table, and
+// the page stops asking; the shop itself works on.
+func TestBrowserOperatorToken(t *testing.T) {
+	chromium := findChromium(t)
+	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), browserConfig, web.Options{OperatorToken: []byte("s3cret")})
+	b := newBrowser(t, chromium)
+
+	b.do("opening the page", chromedp.Navigate(s.URL))
+	b.waitJS("the product cards", `document.querySelectorAll('.product[data-product-id]').length > 0`, waitTimeout)
+	b.waitJS("the operator token notice", textJS("#audit")+` === 'Operator token required'`, operatorPoll+waitTimeout)
+	if b.visible("#workflows-table") || b.visible("#workflows-empty") {
+		b.fatalf("the workflow table or its empty note is shown to a page without the operator token")
+	}
+	// No asking again: one poll (audit and workflows, both 401) and no more,
+	// a poll period later. The browser lists a request once its answer has
+	// been read to the end, a little after the page has it.
+	asked := `performance.getEntriesByType('resource').filter((e) => /\/api\/(audit|workflows)/.test(e.name)).length`
+	b.waitJS("the first poll's two requests", asked+` >= 2`, waitTimeout)
+	time.Sleep(operatorPoll + time.Second)
+	if n := runT(b, "counting the operator's requests", chromedp.Evaluate[int](asked)); n != 2 {
+		b.fatalf("the page asked the operator's routes %d times, want 2 (one poll, then no more after the 401)", n)
+	}
+	if got := b.text("#audit"); got != "Operator token required" {
+		b.fatalf("#audit reads %q after the 401, want Operator token required", got)
+	}
 	b.checkConsole()
 }
 
@@ -418,6 +482,10 @@ func (b *browser) state() string {
 				(c) => c.dataset.productId + '=' + c.querySelector('.inventory').textContent).join(' '),
 			'orders table: ' + Array.from(document.querySelectorAll('#orders-body tr[data-order-id]'),
 				(r) => r.dataset.orderId + '=' + r.querySelector('.status').textContent).join(' '),
+			'audit: ' + JSON.stringify(txt('#audit')),
+			'needs attention: ' + (shown('#workflows-table') ? Array.from(document.querySelectorAll('#workflows-body tr[data-workflow-id]'),
+				(r) => r.dataset.workflowId + '=' + r.querySelector('.status').textContent).join(' ') : 'no table') +
+				(shown('#workflows-empty') ? ' (' + txt('#workflows-empty') + ')' : ''),
 		].join('\n  ');
 	})()`))
 	if err != nil {

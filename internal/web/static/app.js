@@ -9,12 +9,14 @@ const RETRY_WINDOW_MS = 60000;
 const ORDER_POLL_MS = 500;
 const ORDERS_POLL_MS = 1000;
 const PRODUCTS_POLL_MS = 3000; // stock also changes when other orders are placed or cancelled
+const OPERATOR_POLL_MS = 3000;
 const RETRYABLE = new Set([502, 503, 504]); // what a proxy answers while the server is down
 
 const $ = (selector) => document.querySelector(selector);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const money = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
 const formatCents = (cents) => money.format((Number(cents) || 0) / 100);
+const clone = (templateSel) => $(templateSel).content.firstElementChild.cloneNode(true);
 
 function say(text, kind = 'info') {
   $('#message').textContent = text;
@@ -94,11 +96,40 @@ async function errorText(res) {
   return text.trim().slice(0, 200) || `${res.status} ${res.statusText}`.trim();
 }
 
-// Runs fn forever, one call at a time, so slow answers never pile up.
+// Runs fn until it returns false, one call at a time, so slow answers never pile up.
 async function every(ms, fn) {
   for (;;) {
-    try { await fn(); } catch (err) { console.error(err); }
+    try { if (await fn() === false) return; } catch (err) { console.error(err); }
     await sleep(ms);
+  }
+}
+
+// Makes body's rows match items, in the server's order. Each item keeps its
+// <tr> (rows.get(key)), updated in place, so keyboard focus survives a refresh.
+function syncRows(body, rows, items, keyOf, templateSel, fill) {
+  const keys = new Set(items.map(keyOf));
+  for (const [key, row] of rows) {
+    if (!keys.has(key)) { row.remove(); rows.delete(key); }
+  }
+  items.forEach((item, i) => {
+    const key = keyOf(item);
+    if (!rows.has(key)) rows.set(key, clone(templateSel));
+    const row = rows.get(key);
+    fill(row, item, key);
+    if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+  });
+}
+
+// A POST from an operator's button: the button is off while it runs, and
+// #message shows describe(answer JSON) or the server's error.
+async function command(button, path, describe) {
+  button.disabled = true;
+  try {
+    const res = await send('POST', path);
+    if (res && res.ok) say(describe(await res.json().catch(() => ({}))));
+    else say(res ? await errorText(res) : 'The server is unreachable.', 'error');
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -124,7 +155,7 @@ function renderProducts(products) {
     productsById.set(p.product_id, p);
     let card = productCards.get(p.product_id);
     if (!card) {
-      card = $('#product-template').content.firstElementChild.cloneNode(true);
+      card = clone('#product-template');
       card.dataset.productId = p.product_id;
       card.querySelector('.name').id = `product-${p.product_id}-name`;
       card.querySelector('.buy').setAttribute('aria-describedby', `product-${p.product_id}-name`);
@@ -262,8 +293,7 @@ let orderPollGen = 0; // bumping it stops the previous order's poll loop
 
 function renderOrder(o) {
   const status = statusOf(o);
-  $('#order-status').textContent = status;
-  $('#order-status').dataset.status = status;
+  $('#order-status').textContent = $('#order-status').dataset.status = status;
   $('#order-progress').max = stepsOf(o);
   $('#order-progress').value = progressOf(o);
   $('#order-progress-text').textContent = progressText(o);
@@ -303,39 +333,25 @@ async function openOrder(orderId) {
 
 /* ---------- Orders list ---------- */
 
-const orderRows = new Map(); // order_id -> <tr>, updated in place so keyboard focus survives
+const orderRows = new Map(); // order_id -> <tr>
 
-function fillOrderRow(row, o) {
+function fillOrderRow(row, o, id) {
   const status = row.querySelector('.status');
-  row.querySelector('.id').textContent = `#${o.order_id}`;
+  const progress = row.querySelector('progress');
+  row.dataset.orderId = id;
+  row.querySelector('.id').textContent = `#${id}`;
   row.querySelector('.product-name').textContent = o.product ?? '';
   row.querySelector('.qty').textContent = String(o.quantity ?? '');
-  status.textContent = statusOf(o);
-  status.dataset.status = statusOf(o);
-  row.querySelector('progress').max = stepsOf(o);
-  row.querySelector('progress').value = progressOf(o);
-  row.querySelector('progress').title = progressText(o);
+  status.textContent = status.dataset.status = statusOf(o);
+  progress.setAttribute('aria-label', `Order ${id} dispatch progress`);
+  progress.max = stepsOf(o);
+  progress.value = progressOf(o);
+  progress.title = progressText(o);
   row.querySelector('.updated').textContent = formatTime(o.last_update_time);
 }
 
 function renderOrders(orders) {
-  const body = $('#orders-body');
-  const ids = new Set(orders.map((o) => String(o.order_id)));
-  for (const [id, row] of orderRows) {
-    if (!ids.has(id)) { row.remove(); orderRows.delete(id); }
-  }
-  orders.forEach((o, i) => {
-    const id = String(o.order_id);
-    let row = orderRows.get(id);
-    if (!row) {
-      row = $('#order-row-template').content.firstElementChild.cloneNode(true);
-      row.dataset.orderId = id;
-      row.querySelector('progress').setAttribute('aria-label', `Order ${id} dispatch progress`);
-      orderRows.set(id, row);
-    }
-    fillOrderRow(row, o);
-    if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null); // keep server order
-  });
+  syncRows($('#orders-body'), orderRows, orders, (o) => String(o.order_id), '#order-row-template', fillOrderRow);
   $('#orders-empty').hidden = orders.length > 0;
   markSelectedRow();
 }
@@ -352,16 +368,8 @@ async function refreshOrders() {
 /* ---------- Operator bar ---------- */
 
 async function restock() {
-  $('#restock').disabled = true;
-  const res = await send('POST', '/restock');
-  if (res && res.ok) {
-    const data = await res.json().catch(() => ({}));
-    say(`Restocked (${data.restocked ?? 0}).`);
-    await refreshProducts();
-  } else {
-    say(res ? await errorText(res) : 'The server is unreachable.', 'error');
-  }
-  $('#restock').disabled = false;
+  await command($('#restock'), '/restock', (data) => `Restocked (${data.restocked ?? 0}).`);
+  await refreshProducts();
 }
 
 async function crash() {
@@ -372,6 +380,72 @@ async function crash() {
   // down now, so show the banner. The next successful poll hides it.
   markDown();
   $('#crash').disabled = false;
+}
+
+/* ---------- Needs attention (operator) ---------- */
+
+// Workflows that stopped before their end; the server can resume each from
+// its last checkpoint.
+const ATTENTION_PATH = '/api/workflows?status=ERROR,CANCELLED,MAX_RECOVERY_ATTEMPTS_EXCEEDED';
+const workflowRows = new Map(); // workflow_id -> <tr>
+let operatorGen = 0; // only the newest refresh renders: a slow poll cannot bring back a resumed row
+let auditShown = null; // the breaches #audit shows, as JSON
+
+function renderAudit(breaches) {
+  const audit = $('#audit');
+  const shown = JSON.stringify(breaches);
+  if (shown === auditShown) return; // unchanged: the live region stays quiet
+  auditShown = shown;
+  audit.dataset.kind = breaches.length ? 'warn' : 'ok';
+  if (breaches.length === 0) return audit.replaceChildren('Books balance');
+  const list = document.createElement('ul');
+  for (const breach of breaches) list.append(Object.assign(document.createElement('li'), { textContent: breach }));
+  audit.replaceChildren(`The books do not balance (${breaches.length}):`, list);
+}
+
+function fillWorkflowRow(row, w, id) {
+  const status = row.querySelector('.status');
+  const error = row.querySelector('.error');
+  row.dataset.workflowId = id;
+  row.querySelector('.id').textContent = row.querySelector('.id').title = id;
+  row.querySelector('.name').textContent = w.name ?? '';
+  status.dataset.status = w.status ?? '';
+  status.textContent = status.dataset.status.replaceAll('_', '_\u200b'); // MAX_RECOVERY_… may wrap
+  row.querySelector('.attempts').textContent = String(w.attempts ?? '');
+  error.textContent = w.error || '—';
+  error.title = w.error || ''; // the cell is cut short (style.css)
+  row.querySelector('.updated').textContent = formatTime(w.updated_at);
+  row.querySelector('.resume').setAttribute('aria-label', `Resume workflow ${id}`);
+}
+
+// One poll of the books and the workflow list. A 401 means the server wants
+// OPERATOR_TOKEN, which this page cannot send: it says so once and returns
+// false, which ends the poll loop (reload the page to ask again).
+async function refreshOperator() {
+  const gen = ++operatorGen;
+  const [audit, workflows] = await Promise.all([getJson('/api/audit'), getJson(ATTENTION_PATH)]);
+  if (audit.res?.status === 401 || workflows.res?.status === 401) {
+    $('#audit').dataset.kind = 'warn';
+    $('#audit').textContent = 'Operator token required';
+    $('#workflows-table').hidden = $('#workflows-empty').hidden = true;
+    return false;
+  }
+  if (gen !== operatorGen) return true; // a newer refresh (after a Resume) renders instead
+  if (Array.isArray(audit.data?.breaches)) renderAudit(audit.data.breaches);
+  if (Array.isArray(workflows.data)) {
+    syncRows($('#workflows-body'), workflowRows, workflows.data, (w) => String(w.workflow_id),
+      '#workflow-row-template', fillWorkflowRow);
+    $('#workflows-table').hidden = workflowRows.size === 0;
+    $('#workflows-empty').hidden = workflowRows.size > 0;
+  }
+  return true; // server down or a passing error: keep what is shown, poll on
+}
+
+async function resume(button) {
+  const id = button.closest('tr').dataset.workflowId;
+  await command(button, `/api/workflows/${encodeURIComponent(id)}/resume`,
+    (data) => `Workflow ${data.resumed ?? id} resumed from its last checkpoint.`);
+  await refreshOperator();
 }
 
 /* ---------- Wiring ---------- */
@@ -396,7 +470,12 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#orders-body').addEventListener('keydown', (event) => {
     if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); openRow(event); }
   });
+  $('#workflows-body').addEventListener('click', (event) => {
+    const button = event.target.closest('button.resume');
+    if (button) resume(button);
+  });
 
   every(PRODUCTS_POLL_MS, refreshProducts);
   every(ORDERS_POLL_MS, refreshOrders); // doubles as the heartbeat that clears the banner
+  every(OPERATOR_POLL_MS, refreshOperator);
 });
