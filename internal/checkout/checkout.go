@@ -52,18 +52,18 @@ type Checkout struct {
 	logger  *slog.Logger
 }
 
-// New returns a Checkout that writes through ds and reads through db,
+// newCheckout returns a Checkout that writes through ds and reads through db,
 // which must be the same database.
-func New(db *store.DB, ds *dbos.DataSource, cfg Config, logger *slog.Logger) (*Checkout, error) {
+func newCheckout(db *store.DB, ds *dbos.DataSource, cfg Config, logger *slog.Logger) (*Checkout, error) {
 	if cfg.PaymentTimeout <= 0 || cfg.DispatchSteps <= 0 || cfg.DispatchInterval < 0 {
 		return nil, fmt.Errorf("invalid checkout config %+v", cfg)
 	}
 	return &Checkout{db: db, ds: ds, cfg: cfg, logger: logger}, nil
 }
 
-// Register registers the workflows with DBOS, under their durable names.
+// register registers the workflows with DBOS, under their durable names.
 // Call it before dbos.Launch.
-func (c *Checkout) Register(ctx dbos.Context) {
+func (c *Checkout) register(ctx dbos.Context) {
 	c.dbosCtx = ctx
 	dbos.RegisterWorkflow(ctx, c.checkout, dbos.WithWorkflowName(WorkflowCheckout))
 	dbos.RegisterWorkflow(ctx, c.dispatch, dbos.WithWorkflowName(WorkflowDispatch))

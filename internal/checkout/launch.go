@@ -51,11 +51,11 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, dbo
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating the DBOS data source: %w", err)
 	}
-	co, err := New(db, ds, cfg.Checkout, cfg.Logger)
+	co, err := newCheckout(db, ds, cfg.Checkout, cfg.Logger)
 	if err != nil {
 		return nil, nil, err
 	}
-	co.Register(dbosCtx)
+	co.register(dbosCtx)
 	if err := dbos.Launch(dbosCtx); err != nil {
 		return nil, nil, fmt.Errorf("launching DBOS: %w", err)
 	}
