@@ -173,7 +173,9 @@ func TestStopAndStart(t *testing.T) {
 		s.run()
 		waiting := s.mustPost("/checkout/stop-waiting")
 		dispatching := s.mustPost("/payment_webhook/" + s.mustPost("/checkout/stop-dispatching") + "/paid")
-		s.awaitOrder(dispatching, "mid-dispatch", func(o order) bool { return o.ProgressRemaining < 20 })
+		if o := s.awaitOrder(dispatching, "mid-dispatch", func(o order) bool { return o.ProgressRemaining < 20 }); o.ProgressRemaining == 0 {
+			t.Fatal("the dispatch finished before the stop: the test proves nothing")
+		}
 
 		s.stop()
 		s.run()
