@@ -271,6 +271,102 @@ func TestBrowserOperatorToken(t *testing.T) {
 	b.checkConsole()
 }
 
+// TestBrowserReloadMidPurchase reloads the page in the middle of a purchase,
+// as a person closing and reopening the tab would: the page picks up the
+// same checkout (its idempotency key is kept in localStorage) and never
+// places a second order.
+func TestBrowserReloadMidPurchase(t *testing.T) {
+	chromium := findChromium(t)
+	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), browserConfig)
+	b := newBrowser(t, chromium)
+	const stored = `JSON.parse(localStorage.getItem('widgetstore.purchase'))`
+	oneOrder := func(when string) orderView {
+		t.Helper()
+		orders := listOrders(t, s)
+		if len(orders) != 1 {
+			b.fatalf("%s, GET /orders has %d orders, want 1: %+v", when, len(orders), orders)
+		}
+		return orders[0]
+	}
+	reload := func(what string) {
+		t.Helper()
+		b.do(what, chromedp.Reload())
+		b.waitJS("the product cards after the reload", `document.querySelectorAll('.product[data-product-id]').length > 0`, waitTimeout)
+	}
+
+	b.do("opening the page", chromedp.Navigate(s.URL))
+	b.waitJS("the product cards", `document.querySelectorAll('.product[data-product-id]').length > 0`, waitTimeout)
+	name := b.text(productSel(1, ".name"))
+
+	// 1. Buy, then reload while the payment waits: the same payment is back.
+	b.do("clicking Buy on product 1", chromedp.Click(chromedp.CSS(productSel(1, ".buy"))))
+	b.waitJS("the payment section with a payment id", visibleJS("#payment")+` && `+textJS("#payment-id")+` !== ''`, waitTimeout)
+	paymentID := b.text("#payment-id")
+	samePayment := visibleJS("#payment") + ` && ` + textJS("#payment-id") + ` === ` + strconv.Quote(paymentID) +
+		` && ` + textJS("#payment-product") + ` === ` + strconv.Quote("1 × "+name)
+	reload("reloading the page with the payment open")
+	b.waitJS("the same payment after the reload", samePayment, waitTimeout)
+	if o := oneOrder("after a Buy and a reload"); o.PaymentID != paymentID || o.Status != "PENDING" {
+		b.fatalf("after a Buy and a reload, the order is %+v; want PENDING with payment id %q", o, paymentID)
+	}
+
+	// 2. As if the tab had closed before the checkout answered (no payment
+	// id stored yet): the page sends the checkout again, with the same key,
+	// and gets the same payment back.
+	runT(b, "forgetting the stored payment id", chromedp.Evaluate[bool](`(() => {
+		const p = `+stored+`;
+		delete p.payment_id;
+		localStorage.setItem('widgetstore.purchase', JSON.stringify(p));
+		return true;
+	})()`))
+	reload("reloading the page before the checkout answered")
+	b.waitJS("the checkout sent again", `performance.getEntriesByType('resource').some((e) => e.name.includes('/checkout/'))`, waitTimeout)
+	b.waitJS("the same payment from the resent checkout", samePayment+` && `+stored+`?.payment_id === `+strconv.Quote(paymentID), waitTimeout)
+	order := oneOrder("after the checkout was sent again")
+	if order.PaymentID != paymentID {
+		b.fatalf("after the checkout was sent again, the order is %+v; want payment id %q", order, paymentID)
+	}
+
+	// 3. Pay, then reload: the page tracks the order until it is dispatched.
+	id := strconv.FormatInt(order.ID, 10)
+	b.do("clicking Confirm payment", chromedp.Click(chromedp.CSS("#pay")))
+	b.waitJS("the paid order stored as the one to track", stored+`?.order_id === `+strconv.Quote(id), waitTimeout)
+	reload("reloading the page after paying")
+	b.waitJS("order "+id+" DISPATCHED after the reload", visibleJS("#order")+` && `+textJS("#order-id")+` === `+strconv.Quote(id)+
+		` && `+textJS("#order-status")+` === 'DISPATCHED'`, dispatchTimeout)
+	if b.visible("#payment") {
+		b.fatalf("the payment section is shown again after the payment was confirmed and the page reloaded")
+	}
+	if o := oneOrder("after paying and reloading"); o.Status != "DISPATCHED" {
+		b.fatalf("the page shows order %s DISPATCHED, but the server has %+v", id, o)
+	}
+
+	// 4. Stored state that is stale or not the page's own is dropped quietly.
+	for _, bad := range []string{`{"order_id":"999999"}`, `not json`, `{"key":"k","product_id":"1","quantity":1}`} {
+		runT(b, "storing "+bad, chromedp.Evaluate[bool](`localStorage.setItem('widgetstore.purchase', `+strconv.Quote(bad)+`), true`))
+		reload("reloading the page with " + bad + " stored")
+		b.waitJS("the page to drop "+bad, `localStorage.getItem('widgetstore.purchase') === null`, waitTimeout)
+		if b.visible("#order") || b.visible("#payment") {
+			b.fatalf("with %s stored, the page shows an order or a payment", bad)
+		}
+		if kind := runT(b, "reading the message kind", chromedp.Evaluate[string](`document.querySelector('#message').dataset.kind || ''`)); kind == "error" {
+			b.fatalf("with %s stored, the page shows an error: %q", bad, b.text("#message"))
+		}
+	}
+	oneOrder("at the end")
+
+	// 5. Closing the order view stops tracking it, after a reload too.
+	b.do("opening the order from the list", chromedp.Click(chromedp.CSS(`#orders-body tr[data-order-id="`+id+`"]`)))
+	b.waitJS("the order view", visibleJS("#order")+` && `+textJS("#order-status")+` === 'DISPATCHED'`, waitTimeout)
+	b.do("clicking Stop tracking", chromedp.Click(chromedp.CSS("#order-close")))
+	reload("reloading the page after closing the order")
+	b.waitJS("the orders list", `!!document.querySelector('#orders-body tr[data-order-id="`+id+`"]')`, waitTimeout)
+	if b.visible("#order") || runT(b, "reading the stored purchase", chromedp.Evaluate[bool](stored+` !== null`)) {
+		b.fatalf("the order view comes back after the person closed it")
+	}
+	b.checkConsole()
+}
+
 // findChromium returns the browser to drive, or skips (fails under CI=true)
 // when there is none.
 func findChromium(t *testing.T) string {

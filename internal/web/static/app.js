@@ -144,6 +144,55 @@ function newKey() {
   return hex.replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
 }
 
+/* ---------- The purchase in progress, kept across reloads ---------- */
+
+// The server keeps a checkout in its database so that it survives a crash;
+// the page keeps the purchase in localStorage so that it survives a reload or
+// a closed tab. One value, under one name:
+//   {key, product_id, quantity}   from Buy on, stored *before* the checkout is
+//                                 sent: the key is what makes sending it again safe
+//   ... + payment_id              once the checkout has answered
+//   {order_id}                    once the purchase is over: the order to track
+const STORED = 'widgetstore.purchase';
+
+function recall() {
+  try { return JSON.parse(localStorage.getItem(STORED)); } catch { return null; }
+}
+
+function remember(value) {
+  try {
+    if (value) localStorage.setItem(STORED, JSON.stringify(value));
+    else localStorage.removeItem(STORED);
+  } catch { /* storage turned off: the page only forgets on reload */ }
+}
+
+// Ends the stored purchase `key`, leaving next ({order_id}) or nothing. A newer
+// purchase, started meanwhile with another Buy, is left alone.
+function endPurchase(key, next = null) {
+  if (recall()?.key === key) remember(next);
+}
+
+const isOrderId = (id) => /^[1-9][0-9]{0,17}$/.test(String(id));
+const isPurchase = (p) => typeof p.key === 'string' && p.key !== '' && Number.isInteger(p.product_id) &&
+  Number.isInteger(p.quantity) && p.quantity >= 1 && p.quantity <= 10 &&
+  (p.payment_id === undefined || (typeof p.payment_id === 'string' && p.payment_id !== ''));
+
+// On load: carry on with what the page was doing before it was closed.
+async function restore() {
+  const saved = recall();
+  if (saved && isOrderId(saved.order_id)) return openOrder(saved.order_id, true);
+  if (!saved || !isPurchase(saved)) return remember(null); // nothing, or not ours to read
+  await refreshProducts(); // the payment section shows the product's name and price
+  if (saved.payment_id) {
+    showPayment(saved);
+    return recheckPayment(saved);
+  }
+  // The page went away before the checkout answered: ask again with the same
+  // key. The server answers the same payment id and never places a second order.
+  say('Resuming your checkout…');
+  return checkout(saved, (n) => say(`Reconnecting… retrying the same checkout (attempt ${n}).`, 'warn'));
+}
+
 /* ---------- Shop ---------- */
 
 const productsById = new Map(); // product_id -> latest product JSON
@@ -189,37 +238,52 @@ async function buy(card, button) {
     input.focus();
     return;
   }
-  // One key per purchase attempt; every retry reuses it, so the server sees one checkout.
-  const key = newKey();
+  // One key per purchase; every retry, and a reload, reuses it, so the server
+  // sees one checkout. Stored first: the page may go away before the answer.
+  const purchase = { key: newKey(), product_id: productId, quantity };
+  remember(purchase);
   button.disabled = true;
   button.textContent = 'Buying…';
   say(`Checking out ${quantity} × ${product.product}…`);
   try {
-    const retrying = (n) => {
+    await checkout(purchase, (n) => {
       button.textContent = 'Reconnecting…';
       say(`Reconnecting… retrying the same checkout (attempt ${n}).`, 'warn');
-    };
-    const res = await sendWithRetry('POST', `/checkout/${key}`, { product_id: productId, quantity }, retrying);
-    if (!res || !res.ok) return say(await errorText(res), 'error');
-    const paymentId = (await res.text()).trim();
-    showPayment({ paymentId, product: product.product, quantity, amountCents: priceCents(product) * quantity });
-    say('Checkout started. Confirm or refuse the payment below.');
-    refreshProducts();
+    });
   } finally {
     button.disabled = false;
     button.textContent = 'Buy now';
   }
 }
 
+// Sends the purchase's checkout (again, when restoring: same key, same body)
+// and shows its payment.
+async function checkout(purchase, onRetry) {
+  const { key, product_id, quantity } = purchase;
+  const res = await sendWithRetry('POST', `/checkout/${encodeURIComponent(key)}`, { product_id, quantity }, onRetry);
+  if (!res || !res.ok) {
+    // A 4xx (out of stock, say) is the purchase's end. Anything else leaves
+    // it stored: it may have gone through, and a reload asks again.
+    if (res && res.status >= 400 && res.status < 500) endPurchase(key);
+    return say(await errorText(res), 'error');
+  }
+  const paid = { ...purchase, payment_id: (await res.text()).trim() };
+  if (recall()?.key === key) remember(paid);
+  showPayment(paid);
+  say('Checkout started. Confirm or refuse the payment below.');
+  refreshProducts();
+}
+
 /* ---------- Payment ---------- */
 
-let payment = null; // the checkout shown in the payment section
+let payment = null; // the purchase shown in the payment section, as stored
 
 function showPayment(p) {
+  const product = productsById.get(p.product_id);
   payment = p;
-  $('#payment-id').textContent = p.paymentId;
-  $('#payment-product').textContent = `${p.quantity} × ${p.product}`;
-  $('#payment-amount').textContent = formatCents(p.amountCents);
+  $('#payment-id').textContent = p.payment_id;
+  $('#payment-product').textContent = `${p.quantity} × ${product?.product ?? `product #${p.product_id}`}`;
+  $('#payment-amount').textContent = product ? formatCents(priceCents(product) * p.quantity) : '—';
   setPaymentBusy(false);
   $('#payment').hidden = false;
   $('#payment').scrollIntoView({ block: 'nearest' });
@@ -238,20 +302,34 @@ async function settlePayment(outcome) {
   if (!p) return;
   setPaymentBusy(true);
   say(outcome === 'paid' ? 'Confirming payment…' : 'Refusing payment…');
-  const path = `/payment_webhook/${encodeURIComponent(p.paymentId)}/${outcome}`;
+  const path = `/payment_webhook/${encodeURIComponent(p.payment_id)}/${outcome}`;
   const res = await sendWithRetry('POST', path, undefined,
     (n) => say(`Reconnecting… retrying the payment callback (attempt ${n}).`, 'warn'));
   setPaymentBusy(false);
   if (res && res.ok) {
     const orderId = (await res.text()).trim();
     say(outcome === 'paid' ? 'Payment confirmed.' : 'Payment refused.');
+    endPurchase(p.key, { order_id: orderId });
     closePayment();
     openOrder(orderId);
     return;
   }
   say(await errorText(res), 'error');
-  // E.g. the checkout already timed out: still show what became of the order.
-  if (!isUnavailable(res)) trackPayment(p.paymentId, true);
+  if (res?.status === 404) { // the server knows no such payment: a stale purchase
+    endPurchase(p.key);
+    closePayment();
+  } else if (!isUnavailable(res)) {
+    // E.g. the checkout already timed out: still show what became of the order.
+    trackPayment(p.payment_id, true);
+  }
+}
+
+// A restored payment may have been settled, or have timed out, while the page
+// was away: then show its order instead (renderOrder ends the purchase).
+async function recheckPayment(p) {
+  const { data } = await getJson('/orders');
+  const order = Array.isArray(data) && data.find((o) => o.payment_id === p.payment_id);
+  if (order && payment === p && statusOf(order) !== 'PENDING') openOrder(order.order_id);
 }
 
 // Checkout only returns a payment id, so find its order through the list.
@@ -304,13 +382,20 @@ function renderOrder(o) {
   $('#order-updated').textContent = formatTime(o.last_update_time);
   $('#order-cancel').hidden = status !== 'CANCELLED';
   $('#order-cancel-reason').textContent = o.cancel_reason || 'No reason given.';
-  // Once the order has moved on, its payment can no longer be answered.
-  if (payment && payment.paymentId === o.payment_id && status !== 'PENDING') closePayment();
+  // Once the order has moved on, its payment can no longer be answered: the
+  // purchase is over, and its order is the one to track.
+  if (status !== 'PENDING' && o.payment_id) {
+    if (payment?.payment_id === o.payment_id) closePayment();
+    if (recall()?.payment_id === o.payment_id) remember({ order_id: String(o.order_id) });
+  }
 }
 
-async function openOrder(orderId) {
+// Shows the order and polls it until it is final. quiet: it was restored from
+// storage, so an order that no longer exists just goes away.
+async function openOrder(orderId, quiet = false) {
   const gen = ++orderPollGen;
   currentOrderId = String(orderId);
+  if (!recall()?.key) remember({ order_id: currentOrderId }); // unless a purchase is under way
   $('#order-id').textContent = currentOrderId;
   $('#order-status').textContent = '…';
   delete $('#order-status').dataset.status;
@@ -325,10 +410,20 @@ async function openOrder(orderId) {
       renderOrder(data);
       if (isFinal(data)) return refreshProducts(); // a cancelled order may have returned stock
     } else if (res && res.status >= 400 && res.status < 500) {
+      if (quiet) return closeOrder(); // e.g. gone with a reset database: forget it
       return say(await errorText(res), 'error');
     }
     await sleep(ORDER_POLL_MS); // server down: keep polling, it comes back by itself
   }
+}
+
+// The person is done with this order: stop tracking it, here and after a reload.
+function closeOrder() {
+  orderPollGen += 1;
+  if (recall()?.order_id === currentOrderId) remember(null);
+  currentOrderId = null;
+  $('#order').hidden = true;
+  markSelectedRow();
 }
 
 /* ---------- Orders list ---------- */
@@ -457,7 +552,8 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   $('#pay').addEventListener('click', () => settlePayment('paid'));
   $('#refuse').addEventListener('click', () => settlePayment('failed'));
-  $('#track').addEventListener('click', () => payment && trackPayment(payment.paymentId));
+  $('#track').addEventListener('click', () => payment && trackPayment(payment.payment_id));
+  $('#order-close').addEventListener('click', closeOrder);
   $('#restock').addEventListener('click', restock);
   $('#crash').addEventListener('click', crash);
 
@@ -478,4 +574,5 @@ document.addEventListener('DOMContentLoaded', () => {
   every(PRODUCTS_POLL_MS, refreshProducts);
   every(ORDERS_POLL_MS, refreshOrders); // doubles as the heartbeat that clears the banner
   every(OPERATOR_POLL_MS, refreshOperator);
+  restore();
 });
