@@ -23,9 +23,9 @@ type Workflow struct {
 	UpdatedAt  time.Time
 }
 
-// Resumable are the statuses a workflow can be resumed from: it stopped
+// resumable are the statuses a workflow can be resumed from: it stopped
 // before its end, and its checkpoints say where to go on.
-var Resumable = []dbos.WorkflowStatusType{
+var resumable = []dbos.WorkflowStatusType{
 	dbos.WorkflowStatusError,
 	dbos.WorkflowStatusCancelled,
 	dbos.WorkflowStatusMaxRecoveryAttemptsExceeded,
@@ -58,7 +58,7 @@ func (c *Checkout) listWorkflows(ctx context.Context, opts ...dbos.ListWorkflows
 	return workflows, nil
 }
 
-// Resume runs a workflow that stopped before its end (see Resumable) again
+// Resume runs a workflow that stopped before its end (see resumable) again
 // from its last checkpoint: a checkout cancelled by mistake, or one that
 // crashed the server more often than DBOS recovers a workflow. Steps
 // already done are not done again.
@@ -70,8 +70,8 @@ func (c *Checkout) Resume(ctx context.Context, id string) error {
 	if len(found) == 0 {
 		return shop.Errorf(shop.ErrNotFound, "no workflow %q", id)
 	}
-	if status := found[0].Status; !slices.Contains(Resumable, status) {
-		return shop.Errorf(shop.ErrConflict, "workflow %s is %s: only one that is %v can be resumed", id, status, Resumable)
+	if status := found[0].Status; !slices.Contains(resumable, status) {
+		return shop.Errorf(shop.ErrConflict, "workflow %s is %s: only one that is %v can be resumed", id, status, resumable)
 	}
 	if _, err := dbos.ResumeWorkflow[any](c.dbosCtx, id); err != nil {
 		return fmt.Errorf("resuming workflow %s: %w", id, err)
