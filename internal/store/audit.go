@@ -40,21 +40,12 @@ var auditQueries = []struct{ invariant, query string }{
 func Audit(ctx context.Context, q dbos.Querier) ([]string, error) {
 	breaches := []string{}
 	for _, a := range auditQueries {
-		rows, err := q.Query(ctx, a.query)
+		lines, err := queryAll(ctx, q, scanString, a.query)
 		if err != nil {
 			return nil, fmt.Errorf("auditing %q: %w", a.invariant, err)
 		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("auditing %q: %w", a.invariant, err)
-			}
+		for _, line := range lines {
 			breaches = append(breaches, a.invariant+": "+line)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("auditing %q: %w", a.invariant, err)
 		}
 	}
 	return breaches, nil

@@ -27,23 +27,14 @@ func Heartbeat(ctx context.Context, q dbos.Querier, executorID string) error {
 // SilentExecutors lists the instances other than self whose last heartbeat
 // is older than silence.
 func SilentExecutors(ctx context.Context, q dbos.Querier, self string, silence time.Duration) ([]string, error) {
-	rows, err := q.Query(ctx, `
+	ids, err := queryAll(ctx, q, scanString, `
 		SELECT executor_id FROM executors
 		WHERE executor_id <> $1 AND heartbeat_at_ms < `+dbNowMs+` - $2
 		ORDER BY executor_id`, self, silence.Milliseconds())
 	if err != nil {
 		return nil, fmt.Errorf("listing silent executors: %w", err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("listing silent executors: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // ForgetExecutor removes a silent instance once its workflows are taken

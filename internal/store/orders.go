@@ -155,20 +155,8 @@ func OrderByCheckoutID(ctx context.Context, q dbos.Querier, checkoutID string) (
 
 // ListOrders returns the newest orders first, at most limit of them.
 func ListOrders(ctx context.Context, q dbos.Querier, limit int) ([]shop.Order, error) {
-	rows, err := q.Query(ctx, `SELECT `+orderColumns+orderFrom+`ORDER BY o.order_id DESC LIMIT $1`, limit)
+	orders, err := queryAll(ctx, q, scanOrder, `SELECT `+orderColumns+orderFrom+`ORDER BY o.order_id DESC LIMIT $1`, limit)
 	if err != nil {
-		return nil, fmt.Errorf("listing orders: %w", err)
-	}
-	defer rows.Close()
-	orders := []shop.Order{}
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing orders: %w", err)
-		}
-		orders = append(orders, o)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing orders: %w", err)
 	}
 	return orders, nil

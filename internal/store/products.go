@@ -23,20 +23,8 @@ func scanProduct(row dbos.Row) (shop.Product, error) {
 
 // ListProducts returns the catalog in product id order.
 func ListProducts(ctx context.Context, q dbos.Querier) ([]shop.Product, error) {
-	rows, err := q.Query(ctx, `SELECT `+productColumns+` FROM products ORDER BY product_id`)
+	products, err := queryAll(ctx, q, scanProduct, `SELECT `+productColumns+` FROM products ORDER BY product_id`)
 	if err != nil {
-		return nil, fmt.Errorf("listing products: %w", err)
-	}
-	defer rows.Close()
-	var products []shop.Product
-	for rows.Next() {
-		p, err := scanProduct(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing products: %w", err)
-		}
-		products = append(products, p)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing products: %w", err)
 	}
 	return products, nil
@@ -61,22 +49,11 @@ func GetProduct(ctx context.Context, q dbos.Querier, id int64) (shop.Product, er
 func (db *DB) Restock(ctx context.Context, level int) (int, error) {
 	var n int
 	err := db.inTx(ctx, func(tx dbos.Querier) error {
-		rows, err := tx.Query(ctx, `SELECT product_id, $1 - inventory FROM products WHERE inventory < $1`, level)
-		if err != nil {
-			return err
-		}
 		type topUp struct{ product, delta int64 }
-		var topUps []topUp
-		for rows.Next() {
-			var t topUp
-			if err := rows.Scan(&t.product, &t.delta); err != nil {
-				rows.Close()
-				return err
-			}
-			topUps = append(topUps, t)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		topUps, err := queryAll(ctx, tx, func(row dbos.Row) (t topUp, err error) {
+			return t, row.Scan(&t.product, &t.delta)
+		}, `SELECT product_id, $1 - inventory FROM products WHERE inventory < $1`, level)
+		if err != nil {
 			return err
 		}
 		now := time.Now().UnixMilli()

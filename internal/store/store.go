@@ -236,6 +236,31 @@ func (db *DB) inTx(ctx context.Context, fn func(tx dbos.Querier) error) error {
 	return tx.Commit()
 }
 
+// queryAll runs a query and returns its rows, each read by scan.
+func queryAll[T any](ctx context.Context, q dbos.Querier, scan func(dbos.Row) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	all := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, v)
+	}
+	return all, rows.Err()
+}
+
+// scanString reads a row of one text column.
+func scanString(row dbos.Row) (string, error) {
+	var s string
+	err := row.Scan(&s)
+	return s, err
+}
+
 // isNoRows reports whether err says a query matched no row, on either engine.
 func isNoRows(err error) bool {
 	return errors.Is(err, dbos.ErrNoRows) || errors.Is(err, sql.ErrNoRows)
