@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dbos-inc/dbos-transact-golang/dbos"
-
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/store"
 	"github.com/widgetstore/widgetstore/internal/web"
@@ -104,13 +102,17 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	if err := db.Migrate(ctx, checkout.DBOSLogger(logger)); err != nil {
 		return fmt.Errorf("migrating the database: %w", err)
 	}
-	co, dbosCtx, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
+	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
 		Checkout: cfg.checkout, ExecutorID: cfg.executorID, Logger: logger,
 	})
 	if err != nil {
 		return err
 	}
-	defer dbos.Shutdown(dbosCtx, 10*time.Second)
+	defer func() {
+		if err := co.Shutdown(10 * time.Second); err != nil {
+			logger.Error("shutting down", slog.Any("error", err))
+		}
+	}()
 
 	opts := web.Options{WebhookSecret: cfg.webhookKey, OperatorToken: cfg.operatorToken}
 	if cfg.crashButton {

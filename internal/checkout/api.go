@@ -12,94 +12,96 @@ import (
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
-// publishWait bounds how long a request waits for a workflow to publish an
-// event that it publishes right after one or two steps.
+// publishWait bounds how long a request waits for a checkout to publish
+// its placement, which it does right after its first step.
 const publishWait = 30 * time.Second
 
 // Start starts the checkout for an idempotency key, or finds the one the
 // key already started, and returns the payment id the customer pays
-// against. Errors have a shop error kind: invalid request, unknown product,
-// or out of stock (a conflict).
+// against. Errors meant for the client have a shop error kind: invalid
+// request, unknown product, or a conflict (out of stock, or the key used
+// for another purchase); any other error is internal.
 func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (paymentID string, err error) {
-	ctx := dbos.From(c.dbosCtx, reqCtx) // waits end with the request
 	if err := shop.ValidateKey(key); err != nil {
 		return "", err
 	}
 	if err := shop.ValidateQuantity(req.Quantity); err != nil {
 		return "", err
 	}
-	if _, err := store.GetProduct(ctx, c.db.Q(), req.ProductID); err != nil {
+	// An unknown product is refused before a workflow is started for it.
+	if err := c.checkProduct(reqCtx, req.ProductID); err != nil {
 		return "", err
 	}
 	if _, err := dbos.RunWorkflow(c.dbosCtx, c.checkout, req, dbos.WithWorkflowID(key)); err != nil {
 		return "", fmt.Errorf("starting checkout %s: %w", key, err)
 	}
-	paymentID, err = dbos.GetEvent[string](ctx, key, EventPaymentID, publishWait)
+	ctx := dbos.From(c.dbosCtx, reqCtx) // the wait ends with the request
+	placed, err := dbos.GetEvent[placement](ctx, key, EventPlaced, publishWait)
 	if err != nil {
-		return "", fmt.Errorf("waiting for the payment id of checkout %s: %w", key, err)
+		return "", fmt.Errorf("waiting for checkout %s to place its order: %w", key, err)
 	}
-	order, err := store.OrderByCheckoutID(ctx, c.db.Q(), key)
-	if paymentID == "" {
-		// The checkout published no payment id: it cancelled the order
-		// for want of stock, or it failed, which its status records.
-		if err == nil && order.CancelReason == shop.ReasonOutOfStock {
-			return "", shop.Errorf(shop.ErrConflict, "%s is not available in that quantity", order.ProductName)
+	switch {
+	case placed.Failed:
+		return "", fmt.Errorf("checkout %s could not place its order: its workflow's error says why", key)
+	case placed.ProductID != req.ProductID || placed.Quantity != req.Quantity:
+		// A key names one purchase: the same key for another is a client's bug.
+		return "", shop.Errorf(shop.ErrConflict, "idempotency key %q was already used for %d of product %d", key, placed.Quantity, placed.ProductID)
+	case placed.OutOfStock:
+		name := fmt.Sprintf("product %d", req.ProductID)
+		if p, err := store.GetProduct(reqCtx, c.db.Q(), req.ProductID); err == nil {
+			name = p.Name
 		}
-		return "", fmt.Errorf("checkout %s placed no order (order lookup: %w)", key, err)
+		return "", shop.Errorf(shop.ErrConflict, "%s is not available in that quantity", name)
 	}
-	if err != nil {
-		return "", err
-	}
-	// A key names one purchase: the same key for another is a client's bug.
-	if order.ProductID != req.ProductID || order.Quantity != req.Quantity {
-		return "", shop.Errorf(shop.ErrConflict, "idempotency key %q was already used for %d of product %d", key, order.Quantity, order.ProductID)
-	}
-	return paymentID, nil
+	return placed.PaymentID, nil
 }
 
-// Pay reports a payment's status to the checkout waiting for it and returns
-// the order once the checkout has settled it. Reporting the same status
-// again is harmless and answers the same; an unknown payment id, or a status
-// for a payment that was already settled otherwise, is an error with a shop
-// error kind and changes nothing.
-func (c *Checkout) Pay(reqCtx context.Context, paymentID string, status shop.PaymentStatus) (shop.Order, error) {
-	ctx := dbos.From(c.dbosCtx, reqCtx) // waits end with the request
-	order, err := store.OrderByPaymentID(ctx, c.db.Q(), paymentID)
-	if errors.Is(err, shop.ErrNotFound) {
-		return order, shop.Errorf(shop.ErrNotFound, "unknown payment id %q", paymentID)
+// checkProduct returns an error of kind shop.ErrNotFound for a product that
+// is not in the catalog. Products are never deleted (orders refer to them),
+// so one seen once is remembered and not read again.
+func (c *Checkout) checkProduct(ctx context.Context, id int64) error {
+	if _, ok := c.knownProducts.Load(id); ok {
+		return nil
 	}
-	if err != nil {
-		return order, err
+	if _, err := store.GetProduct(ctx, c.db.Q(), id); err != nil {
+		return err
 	}
-	if order.Status != shop.StatusPending {
-		return order, settled(order, status)
-	}
+	c.knownProducts.Store(id, struct{}{})
+	return nil
+}
 
-	if _, err := dbos.RunWorkflow(c.dbosCtx, c.payment, status, dbos.WithWorkflowID(paymentWorkflowID(paymentID))); err != nil {
-		return order, fmt.Errorf("reporting payment %s: %w", paymentID, err)
-	}
-	// The status that counts is the one the payment's workflow published:
-	// another report may have started it first. (Its event, not its handle:
-	// the handle of a workflow started elsewhere polls once a second.)
-	first, err := dbos.GetEvent[shop.PaymentStatus](ctx, paymentWorkflowID(paymentID), EventPaymentStatus, publishWait)
+// Pay applies the payment provider's report on a payment id and returns
+// the order it settled. The report is applied in one transaction that
+// settles the order (paid: PAID, if its deadline has not passed; failed:
+// CANCELLED, stock released) and sends the word to the checkout waiting
+// for it, so a crash leaves both or neither. The first report wins:
+// reporting the same status again is harmless and answers the same; an
+// unknown payment id, a contradicting status, or a payment after the
+// deadline is an error with a shop error kind and changes nothing.
+func (c *Checkout) Pay(ctx context.Context, paymentID string, status shop.PaymentStatus) (shop.Order, error) {
+	var order shop.Order
+	err := c.db.InTx(ctx, func(tx dbos.Tx) error {
+		var changed bool
+		var err error
+		order, changed, err = store.SettlePayment(ctx, tx, paymentID, status, time.Now())
+		if err != nil || !changed {
+			return err
+		}
+		word := paymentWord{Status: status, PaidAt: order.PaidAt}
+		if err := dbos.Send(c.dbosCtx, order.CheckoutID, word, topicPayment,
+			dbos.WithSendTransaction(tx), dbos.WithIdempotencyKey(paymentID)); err != nil {
+			return fmt.Errorf("telling checkout %s of payment %s: %w", order.CheckoutID, paymentID, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return order, fmt.Errorf("reading the status of payment %s: %w", paymentID, err)
-	}
-	if first != status {
-		return order, shop.Errorf(shop.ErrConflict, "payment %s was already reported %s", paymentID, first)
-	}
-	if _, err := dbos.GetEvent[int64](ctx, order.CheckoutID, EventOrderID, publishWait); err != nil {
-		return order, fmt.Errorf("waiting for checkout %s to settle payment %s: %w", order.CheckoutID, paymentID, err)
-	}
-	if order, err = store.GetOrder(ctx, c.db.Q(), order.ID); err != nil {
 		return order, err
 	}
-	// The payment can lose a race with the checkout's timeout.
 	return order, settled(order, status)
 }
 
-// settled says whether a settled order agrees with a reported status: nil
-// for a redelivery, a conflict for a contradiction.
+// settled says whether an order agrees with a reported status: nil when
+// the report settled it or is a redelivery, a conflict otherwise.
 func settled(order shop.Order, status shop.PaymentStatus) error {
 	switch {
 	case status == shop.PaymentPaid && (order.Status == shop.StatusPaid || order.Status == shop.StatusDispatched):
@@ -108,7 +110,14 @@ func settled(order shop.Order, status shop.PaymentStatus) error {
 		return nil
 	case order.Status == shop.StatusCancelled:
 		return shop.Errorf(shop.ErrConflict, "order %d was cancelled (%s); payment not applied", order.ID, order.CancelReason)
+	case order.Status == shop.StatusPending:
+		return shop.Errorf(shop.ErrConflict, "order %d is past its payment deadline; payment not applied", order.ID)
 	default:
 		return shop.Errorf(shop.ErrConflict, "order %d is already %s", order.ID, order.Status)
 	}
+}
+
+// isTimeout reports whether err is a DBOS wait that ran out of time.
+func isTimeout(err error) bool {
+	return errors.Is(err, &dbos.Error{Code: dbos.ErrorCodeTimeout})
 }

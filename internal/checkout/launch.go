@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
@@ -14,7 +15,12 @@ import (
 // workflows of its own version, and its default is a hash of the binary, so
 // any rebuild would strand the workflows in flight. Change it only with a
 // change to the workflows that old executions could not replay.
-const ApplicationVersion = "widgetstore-1"
+//
+// widgetstore-2: the checkout places its order in one step, waits for the
+// webhook's word with Recv and dispatches inline; the payment and dispatch
+// workflows of widgetstore-1 are gone, and a build of this version does not
+// run the checkouts a widgetstore-1 build left in flight.
+const ApplicationVersion = "widgetstore-2"
 
 // LaunchConfig is what Launch needs besides the database.
 type LaunchConfig struct {
@@ -23,10 +29,14 @@ type LaunchConfig struct {
 	Logger     *slog.Logger // the app's; DBOS gets it at Warn level
 }
 
-// Launch starts DBOS on db, which must be migrated (store.DB.Migrate), registers the shop's
-// workflows and recovers the ones a previous run left pending. DBOS and the
-// app share db's one handle. Shut down with dbos.Shutdown, then close db.
-func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, dbos.Context, error) {
+// Launch starts DBOS on db, which must be migrated (store.DB.Migrate),
+// registers the checkout and recovers the checkouts a previous run left
+// pending. DBOS and the app share db's one handle. Stop it with Shutdown,
+// then close db.
+func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, error) {
+	if c := cfg.Checkout; c.PaymentTimeout <= 0 || c.DispatchSteps <= 0 || c.DispatchInterval < 0 {
+		return nil, fmt.Errorf("invalid checkout config %+v", c)
+	}
 	config := dbos.Config{
 		AppName:            "widgetstore",
 		ApplicationVersion: ApplicationVersion,
@@ -37,10 +47,10 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, dbo
 	}
 	// Without ctx's cancellation: DBOS cancels, durably, every workflow whose
 	// context is cancelled, and a SIGTERM would cancel ctx. Shutdown, which
-	// leaves workflows pending for the next start, is dbos.Shutdown's job.
+	// leaves workflows pending for the next start, is Checkout.Shutdown's job.
 	dbosCtx, err := dbos.NewContext(context.WithoutCancel(ctx), config)
 	if err != nil {
-		return nil, nil, fmt.Errorf("initializing DBOS: %w", err)
+		return nil, fmt.Errorf("initializing DBOS: %w", err)
 	}
 	var ds *dbos.DataSource
 	if db.SQLite != nil {
@@ -49,17 +59,23 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, dbo
 		ds, err = dbos.NewDataSource(dbosCtx, db.Postgres, dbos.WithDataSourceName("shop"))
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("creating the DBOS data source: %w", err)
+		return nil, fmt.Errorf("creating the DBOS data source: %w", err)
 	}
-	co, err := newCheckout(db, ds, cfg.Checkout, cfg.Logger)
-	if err != nil {
-		return nil, nil, err
-	}
-	co.register(dbosCtx)
+	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, logger: cfg.Logger}
+	dbos.RegisterWorkflow(dbosCtx, c.checkout, dbos.WithWorkflowName(WorkflowCheckout))
 	if err := dbos.Launch(dbosCtx); err != nil {
-		return nil, nil, fmt.Errorf("launching DBOS: %w", err)
+		return nil, fmt.Errorf("launching DBOS: %w", err)
 	}
-	return co, dbosCtx, nil
+	return c, nil
+}
+
+// Shutdown stops DBOS within timeout. Workflows in flight stay pending in
+// the database, and the next Launch on it recovers them.
+func (c *Checkout) Shutdown(timeout time.Duration) error {
+	if err := dbos.Shutdown(c.dbosCtx, timeout); err != nil {
+		return fmt.Errorf("shutting DBOS down: %w", err)
+	}
+	return nil
 }
 
 // DBOSLogger is what DBOS gets of the app's logger: DBOS logs at INFO per

@@ -15,7 +15,7 @@ import (
 type Workflow struct {
 	ID         string
 	Name       string
-	Status     dbos.WorkflowStatusType
+	Status     string // one of WorkflowStatuses
 	Error      string
 	ExecutorID string
 	Attempts   int // executions, recoveries included
@@ -23,20 +23,35 @@ type Workflow struct {
 	UpdatedAt  time.Time
 }
 
+// WorkflowStatuses are the statuses a workflow can be in, as DBOS names them.
+var WorkflowStatuses = []string{
+	string(dbos.WorkflowStatusPending), string(dbos.WorkflowStatusEnqueued), string(dbos.WorkflowStatusDelayed),
+	string(dbos.WorkflowStatusSuccess), string(dbos.WorkflowStatusError), string(dbos.WorkflowStatusCancelled),
+	string(dbos.WorkflowStatusMaxRecoveryAttemptsExceeded),
+}
+
 // resumable are the statuses a workflow can be resumed from: it stopped
 // before its end, and its checkpoints say where to go on.
-var resumable = []dbos.WorkflowStatusType{
-	dbos.WorkflowStatusError,
-	dbos.WorkflowStatusCancelled,
-	dbos.WorkflowStatusMaxRecoveryAttemptsExceeded,
+var resumable = []string{
+	string(dbos.WorkflowStatusError),
+	string(dbos.WorkflowStatusCancelled),
+	string(dbos.WorkflowStatusMaxRecoveryAttemptsExceeded),
 }
 
 // Workflows lists the shop's workflows in the given statuses (any, when
-// none are given), newest first, at most limit of them.
-func (c *Checkout) Workflows(ctx context.Context, statuses []dbos.WorkflowStatusType, limit int) ([]Workflow, error) {
+// none are given), newest first, at most limit of them. A status that is
+// not one of WorkflowStatuses is an error of kind shop.ErrInvalid.
+func (c *Checkout) Workflows(ctx context.Context, statuses []string, limit int) ([]Workflow, error) {
 	opts := []dbos.ListWorkflowsOption{dbos.WithFilterLimit(limit), dbos.WithFilterSortDesc()}
 	if len(statuses) > 0 {
-		opts = append(opts, dbos.WithFilterStatus(statuses...))
+		filter := make([]dbos.WorkflowStatusType, len(statuses))
+		for i, s := range statuses {
+			if !slices.Contains(WorkflowStatuses, s) {
+				return nil, shop.Errorf(shop.ErrInvalid, "unknown workflow status %q: want some of %v", s, WorkflowStatuses)
+			}
+			filter[i] = dbos.WorkflowStatusType(s)
+		}
+		opts = append(opts, dbos.WithFilterStatus(filter...))
 	}
 	return c.listWorkflows(ctx, opts...)
 }
@@ -49,7 +64,7 @@ func (c *Checkout) listWorkflows(ctx context.Context, opts ...dbos.ListWorkflows
 	}
 	workflows := make([]Workflow, len(found))
 	for i, w := range found {
-		workflows[i] = Workflow{ID: w.ID, Name: w.Name, Status: w.Status, ExecutorID: w.ExecutorID,
+		workflows[i] = Workflow{ID: w.ID, Name: w.Name, Status: string(w.Status), ExecutorID: w.ExecutorID,
 			Attempts: w.Attempts, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
 		if w.Error != nil {
 			workflows[i].Error = w.Error.Error()
@@ -75,6 +90,16 @@ func (c *Checkout) Resume(ctx context.Context, id string) error {
 	}
 	if _, err := dbos.ResumeWorkflow[any](c.dbosCtx, id); err != nil {
 		return fmt.Errorf("resuming workflow %s: %w", id, err)
+	}
+	return nil
+}
+
+// Cancel cancels a workflow and the children it started: it stops at its
+// next step and stays CANCELLED until resumed. A checkout cancelled while
+// it waits for its payment keeps its order, and its stock, until resumed.
+func (c *Checkout) Cancel(ctx context.Context, id string) error {
+	if err := dbos.CancelWorkflow(dbos.From(c.dbosCtx, ctx), id); err != nil {
+		return fmt.Errorf("cancelling workflow %s: %w", id, err)
 	}
 	return nil
 }

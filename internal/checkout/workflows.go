@@ -3,6 +3,7 @@ package checkout
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
@@ -22,101 +23,102 @@ type Result struct {
 	Status  shop.OrderStatus
 }
 
+// placement is the checkout's EventPlaced: what the client that started it
+// is answered. It carries what was bought, so that a key reused for another
+// purchase is told apart without reading the order again.
+type placement struct {
+	PaymentID  string // "" when the order could not be placed
+	ProductID  int64
+	Quantity   int
+	OutOfStock bool
+	Failed     bool // the order could not be written: the workflow's error says why
+}
+
+// paymentWord is what the payment webhook sends the checkout, in the
+// transaction that settled the order: how it was settled, and when.
+type paymentWord struct {
+	Status shop.PaymentStatus
+	PaidAt time.Time
+}
+
 // checkout is the workflow "checkout.Checkout"; its id is the client's
 // idempotency key, so the same key always finds the same order.
+//
+// It costs, paid and dispatched: the workflow's row, placeOrder, the
+// placement event, the payment wait (its deadline and the word it
+// consumes), the dispatch's sleep and markDispatched, and the workflow's
+// outcome; the webhook's transaction settles the order and sends the word.
 func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 	checkoutID, err := dbos.GetWorkflowID(ctx)
 	if err != nil {
 		return Result{}, err
 	}
 	order, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (shop.Order, error) {
-		return store.CreateOrder(ctx, tx, store.NewOrder{
-			CheckoutID: checkoutID,
-			PaymentID:  newPaymentID(),
-			ProductID:  req.ProductID,
-			Quantity:   req.Quantity,
-			Steps:      c.cfg.DispatchSteps,
+		return store.PlaceOrder(ctx, tx, store.NewOrder{
+			CheckoutID:       checkoutID,
+			PaymentID:        newPaymentID(),
+			ProductID:        req.ProductID,
+			Quantity:         req.Quantity,
+			PaymentDeadline:  time.Now().Add(c.cfg.PaymentTimeout),
+			DispatchSteps:    c.cfg.DispatchSteps,
+			DispatchInterval: c.cfg.DispatchInterval,
 		})
-	}, dbos.WithStepName("checkout.createOrder"))
+	}, dbos.WithStepName("checkout.placeOrder"))
 	if err != nil {
 		// Tell the waiting client now rather than at its timeout.
-		return Result{}, errors.Join(err, dbos.SetEvent(ctx, EventPaymentID, ""))
+		return Result{}, errors.Join(err, dbos.SetEvent(ctx, EventPlaced, placement{ProductID: req.ProductID, Quantity: req.Quantity, Failed: true}))
 	}
-
-	reserved, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (bool, error) {
-		return store.ReserveStock(ctx, tx, order)
-	}, dbos.WithStepName("checkout.reserveStock"))
-	if err != nil {
-		return Result{}, err
+	placed := placement{ProductID: order.ProductID, Quantity: order.Quantity}
+	if order.Status == shop.StatusCancelled {
+		placed.OutOfStock = true
+		return Result{OrderID: order.ID, Status: order.Status}, dbos.SetEvent(ctx, EventPlaced, placed)
 	}
-	if !reserved {
-		if err := dbos.SetEvent(ctx, EventPaymentID, ""); err != nil {
-			return Result{}, err
-		}
-		return Result{OrderID: order.ID, Status: shop.StatusCancelled}, dbos.SetEvent(ctx, EventOrderID, order.ID)
-	}
-	if err := dbos.SetEvent(ctx, EventPaymentID, order.PaymentID); err != nil {
+	placed.PaymentID = order.PaymentID
+	if err := dbos.SetEvent(ctx, EventPlaced, placed); err != nil {
 		return Result{}, err
 	}
 
-	// The payment arrives as an event of the payment's own workflow rather
-	// than as a dbos.Send: on SQLite DBOS wakes a Recv only by polling once a
-	// second, while a SetEvent wakes the waiters in its process at once.
-	// The deadline is checkpointed, so a restart waits only what is left.
-	status, err := dbos.GetEvent[shop.PaymentStatus](ctx, paymentWorkflowID(order.PaymentID), EventPaymentStatus, c.cfg.PaymentTimeout)
+	// The webhook settles the order itself and sends its word in the same
+	// transaction (see Pay); the deadline of this wait is checkpointed, so a
+	// restart waits only what is left.
+	word, err := dbos.Recv[paymentWord](ctx, topicPayment, time.Until(order.PaymentDeadline))
 	if err != nil && !isTimeout(err) {
 		return Result{}, err
 	}
-
-	result := Result{OrderID: order.ID, Status: shop.StatusPaid}
-	if status == shop.PaymentPaid {
-		if _, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (struct{}, error) {
-			return struct{}{}, store.MarkPaid(ctx, tx, order.ID)
-		}, dbos.WithStepName("checkout.markPaid")); err != nil {
-			return Result{}, err
-		}
-		if _, err := dbos.RunWorkflow(ctx, c.dispatch, order.ID, dbos.WithWorkflowID(dispatchWorkflowID(checkoutID))); err != nil {
+	if word.Status == "" {
+		// No word in time: cancel the order unless a payment got to it
+		// first, in which case it goes on as paid.
+		order, err = dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (shop.Order, error) {
+			return store.CancelUnpaid(ctx, tx, order.ID)
+		}, dbos.WithStepName("checkout.cancelUnpaid"))
+		if err != nil {
 			return Result{}, err
 		}
 	} else {
-		reason := shop.ReasonPaymentFailed
-		if status == "" {
-			reason = shop.ReasonPaymentTimeout
-		}
-		if _, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (struct{}, error) {
-			return struct{}{}, store.CancelOrder(ctx, tx, order, reason)
-		}, dbos.WithStepName("checkout.cancelOrder")); err != nil {
-			return Result{}, err
-		}
-		result.Status = shop.StatusCancelled
-	}
-	return result, dbos.SetEvent(ctx, EventOrderID, order.ID)
-}
-
-// dispatch is the workflow "checkout.Dispatch", a child of the checkout. It
-// counts the order's progress down, one durable sleep between steps: after
-// a restart it sleeps only what was left and never repeats a step.
-func (c *Checkout) dispatch(ctx dbos.Context, orderID int64) (int64, error) {
-	for {
-		if _, err := dbos.Sleep(ctx, c.cfg.DispatchInterval); err != nil {
-			return 0, err
-		}
-		remaining, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (int, error) {
-			return store.AdvanceDispatch(ctx, tx, orderID)
-		}, dbos.WithStepName("dispatch.advance"))
-		if err != nil {
-			return 0, err
-		}
-		if remaining == 0 {
-			return orderID, nil
+		order.PaidAt = word.PaidAt
+		order.Status = shop.StatusPaid
+		if word.Status == shop.PaymentFailed {
+			order.Status = shop.StatusCancelled
 		}
 	}
+	if order.Status != shop.StatusPaid {
+		return Result{OrderID: order.ID, Status: order.Status}, nil
+	}
+	return c.dispatch(ctx, order)
 }
 
-// payment is the workflow "checkout.Payment": one per payment id, so the
-// first status reported for a payment is the one that counts and a
-// redelivered webhook finds the same workflow. It publishes the status for
-// the checkout waiting on it.
-func (c *Checkout) payment(ctx dbos.Context, status shop.PaymentStatus) (shop.PaymentStatus, error) {
-	return status, dbos.SetEvent(ctx, EventPaymentStatus, status)
+// dispatch dispatches a paid order: its progress is counted from the time
+// it was paid (shop.Order.ProgressRemaining), so the workflow sleeps,
+// durably, until the last step is due and then marks the order DISPATCHED.
+// A restart sleeps only what is left.
+func (c *Checkout) dispatch(ctx dbos.Context, order shop.Order) (Result, error) {
+	if _, err := dbos.Sleep(ctx, time.Until(order.DispatchDone())); err != nil {
+		return Result{}, err
+	}
+	if _, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (struct{}, error) {
+		return struct{}{}, store.MarkDispatched(ctx, tx, order.ID)
+	}, dbos.WithStepName("checkout.markDispatched")); err != nil {
+		return Result{}, err
+	}
+	return Result{OrderID: order.ID, Status: shop.StatusDispatched}, nil
 }

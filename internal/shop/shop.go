@@ -96,18 +96,48 @@ func ParsePaymentStatus(s string) (PaymentStatus, error) {
 
 // Order is one checkout's order.
 type Order struct {
-	ID                int64
-	CheckoutID        string // the checkout workflow's id: the client's idempotency key
-	PaymentID         string
-	ProductID         int64
-	ProductName       string
-	Quantity          int
-	TotalCents        int64
-	Status            OrderStatus
-	CancelReason      string
-	DispatchSteps     int // progress steps of its dispatch
-	ProgressRemaining int // of them, still to go
-	UpdatedAt         time.Time
+	ID           int64
+	CheckoutID   string // the checkout workflow's id: the client's idempotency key
+	PaymentID    string
+	ProductID    int64
+	ProductName  string
+	Quantity     int
+	TotalCents   int64
+	Status       OrderStatus
+	CancelReason string
+	// PaymentDeadline is when a pending order stops taking its payment.
+	PaymentDeadline time.Time
+	// The dispatch: DispatchSteps steps DispatchInterval apart, counted from
+	// PaidAt (zero until paid).
+	DispatchSteps    int
+	DispatchInterval time.Duration
+	PaidAt           time.Time
+	UpdatedAt        time.Time
+}
+
+// DispatchDone is when the dispatch of a paid order has taken its last step.
+func (o Order) DispatchDone() time.Time {
+	return o.PaidAt.Add(time.Duration(o.DispatchSteps) * o.DispatchInterval)
+}
+
+// ProgressRemaining is how many dispatch steps the order has still to go at
+// now. A paid order's progress is counted from the durably recorded moment
+// it was paid, so it moves one step an interval, never repeats a step and
+// never goes back, crash or not; its last step is its checkout marking it
+// DISPATCHED, so until then one step remains.
+func (o Order) ProgressRemaining(now time.Time) int {
+	switch o.Status {
+	case StatusDispatched:
+		return 0
+	case StatusPaid:
+		if o.DispatchInterval <= 0 {
+			return 1
+		}
+		done := int(now.Sub(o.PaidAt) / o.DispatchInterval)
+		return max(1, o.DispatchSteps-max(done, 0))
+	default:
+		return o.DispatchSteps
+	}
 }
 
 // Limits on what a client may ask for.

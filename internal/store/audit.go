@@ -27,11 +27,12 @@ var auditQueries = []struct{ invariant, query string }{
 		GROUP BY o.order_id, o.status, o.cancel_reason, o.quantity
 		HAVING -COALESCE(SUM(l.delta), 0) <> CASE WHEN o.status = '` + string(shop.StatusCancelled) + `' THEN 0 ELSE o.quantity END
 		   AND NOT (o.status = '` + string(shop.StatusPending) + `' AND COALESCE(SUM(l.delta), 0) = 0)`},
-	{"dispatch progress is in range and complete exactly when dispatched", `
-		SELECT 'order ' || order_id || ' (' || status || '): progress_remaining ' || progress_remaining
+	{"an order has a paid time exactly when paid, and is dispatched no sooner than its dispatch allows", `
+		SELECT 'order ' || order_id || ' (' || status || '): paid at ' || COALESCE(paid_at_ms, 0) || ', dispatched at ' || COALESCE(dispatched_at_ms, 0)
 		FROM orders
-		WHERE progress_remaining < 0 OR progress_remaining > dispatch_steps
-		   OR (status = '` + string(shop.StatusDispatched) + `') <> (progress_remaining = 0)`},
+		WHERE (status IN ('` + string(shop.StatusPaid) + `', '` + string(shop.StatusDispatched) + `')) <> (paid_at_ms IS NOT NULL)
+		   OR (status = '` + string(shop.StatusDispatched) + `') <> (dispatched_at_ms IS NOT NULL)
+		   OR dispatched_at_ms < paid_at_ms + dispatch_steps * dispatch_interval_ms`},
 }
 
 // Audit checks the shop's books: stock against the ledger, and every order

@@ -11,95 +11,162 @@ import (
 	"github.com/widgetstore/widgetstore/internal/shop"
 )
 
-// The write functions below each run inside one dbos.RunAsTransaction step,
-// so a workflow applies each of them exactly once. Their WHERE clauses also
-// check the status they move from: a write that finds the order elsewhere
-// changes nothing and says so, rather than applying an effect twice.
+// The write functions below each run in one transaction: a checkout's
+// dbos.RunAsTransaction step, so a workflow applies each exactly once, or
+// the payment webhook's own transaction. Their WHERE clauses also check the
+// status they move from: a write that finds the order elsewhere changes
+// nothing and says so, rather than applying an effect twice.
 
-// NewOrder is what a checkout creates.
+// NewOrder is what a checkout places.
 type NewOrder struct {
-	CheckoutID string
-	PaymentID  string
-	ProductID  int64
-	Quantity   int
-	Steps      int // dispatch progress steps, counted down in progress_remaining
+	CheckoutID       string
+	PaymentID        string
+	ProductID        int64
+	Quantity         int
+	PaymentDeadline  time.Time
+	DispatchSteps    int
+	DispatchInterval time.Duration
 }
 
-// CreateOrder inserts a PENDING order priced from the catalog. An unknown
-// product is an error of kind shop.ErrNotFound.
-func CreateOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (shop.Order, error) {
+// PlaceOrder inserts the order, priced from the catalog, and takes its
+// quantity from stock, in one transaction. The order is PENDING, awaiting
+// its payment, or, when the stock is short, CANCELLED for that reason with
+// no stock taken. An unknown product is an error of kind shop.ErrNotFound.
+func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (shop.Order, error) {
 	now := time.Now().UnixMilli()
-	var id int64
+	order := shop.Order{CheckoutID: o.CheckoutID, PaymentID: o.PaymentID, ProductID: o.ProductID, Quantity: o.Quantity,
+		Status: shop.StatusPending, PaymentDeadline: time.UnixMilli(o.PaymentDeadline.UnixMilli()),
+		DispatchSteps: o.DispatchSteps, DispatchInterval: o.DispatchInterval}
 	err := tx.QueryRow(ctx, `
-		INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status, dispatch_steps, progress_remaining, created_at_ms, updated_at_ms)
-		SELECT $1, $2, product_id, $3, price_cents * CAST($3 AS INTEGER), $4, $5, $5, $6, $6 FROM products WHERE product_id = $7
-		RETURNING order_id`,
-		o.CheckoutID, o.PaymentID, o.Quantity, shop.StatusPending, o.Steps, now, o.ProductID).Scan(&id)
+		INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status,
+			payment_deadline_ms, dispatch_steps, dispatch_interval_ms, created_at_ms, updated_at_ms)
+		SELECT $1, $2, product_id, $3, price_cents * CAST($3 AS INTEGER), $4, $5, $6, $7, $8, $8
+		FROM products WHERE product_id = $9
+		RETURNING order_id, total_cents`,
+		o.CheckoutID, o.PaymentID, o.Quantity, shop.StatusPending, o.PaymentDeadline.UnixMilli(),
+		o.DispatchSteps, o.DispatchInterval.Milliseconds(), now, o.ProductID).Scan(&order.ID, &order.TotalCents)
 	if isNoRows(err) {
-		return shop.Order{}, shop.Errorf(shop.ErrNotFound, "no product %d", o.ProductID)
+		return order, shop.Errorf(shop.ErrNotFound, "no product %d", o.ProductID)
 	}
 	if err != nil {
-		return shop.Order{}, fmt.Errorf("creating the order of checkout %s: %w", o.CheckoutID, err)
+		return order, fmt.Errorf("creating the order of checkout %s: %w", o.CheckoutID, err)
 	}
-	return GetOrder(ctx, tx, id)
-}
+	order.UpdatedAt = time.UnixMilli(now).UTC()
 
-// ReserveStock takes the order's quantity from stock. When there is not
-// enough it cancels the order instead and returns false.
-func ReserveStock(ctx context.Context, tx dbos.Querier, o shop.Order) (bool, error) {
-	err := moveStock(ctx, tx, o.ProductID, &o.ID, -int64(o.Quantity), "reserve", time.Now().UnixMilli())
+	err = moveStock(ctx, tx, o.ProductID, &order.ID, -int64(o.Quantity), "reserve", now)
 	if errors.Is(err, errOutOfStock) {
-		return false, setStatus(ctx, tx, o.ID, shop.StatusPending, shop.StatusCancelled, shop.ReasonOutOfStock)
+		order.Status, order.CancelReason = shop.StatusCancelled, shop.ReasonOutOfStock
+		return order, setStatus(ctx, tx, order.ID, shop.StatusPending, shop.StatusCancelled, shop.ReasonOutOfStock, now)
 	}
 	if err != nil {
-		return false, fmt.Errorf("reserving stock for order %d: %w", o.ID, err)
+		return order, fmt.Errorf("reserving stock for order %d: %w", order.ID, err)
 	}
-	return true, nil
+	return order, nil
 }
 
-// CancelOrder cancels a PENDING order whose stock is reserved and puts the
-// stock back.
-func CancelOrder(ctx context.Context, tx dbos.Querier, o shop.Order, reason string) error {
-	if err := setStatus(ctx, tx, o.ID, shop.StatusPending, shop.StatusCancelled, reason); err != nil {
-		return err
+// SettlePayment applies the payment provider's report on a payment id:
+// paid moves a PENDING order to PAID, from now on, if its payment deadline
+// has not passed; failed cancels it and puts its stock back. It returns the
+// order and whether the report changed it: a report on an order already
+// settled changes nothing, nor does a payment past its deadline. An unknown
+// payment id is an error of kind shop.ErrNotFound.
+func SettlePayment(ctx context.Context, tx dbos.Querier, paymentID string, status shop.PaymentStatus, now time.Time) (order shop.Order, changed bool, err error) {
+	nowMs := now.UnixMilli()
+	if status == shop.PaymentPaid {
+		err = tx.QueryRow(ctx, `
+			UPDATE orders SET status = $1, paid_at_ms = $2, updated_at_ms = $2
+			WHERE payment_id = $3 AND status = $4 AND payment_deadline_ms >= $2
+			RETURNING `+settledColumns,
+			shop.StatusPaid, nowMs, paymentID, shop.StatusPending).Scan(settledFields(&order)...)
+		changed = err == nil
+		if isNoRows(err) {
+			err = nil
+		}
+	} else {
+		order, changed, err = cancelPending(ctx, tx, "payment_id", paymentID, shop.ReasonPaymentFailed, nowMs)
 	}
-	if err := moveStock(ctx, tx, o.ProductID, &o.ID, int64(o.Quantity), "release", time.Now().UnixMilli()); err != nil {
-		return fmt.Errorf("releasing stock of order %d: %w", o.ID, err)
+	if err != nil {
+		return order, false, fmt.Errorf("settling payment %s as %s: %w", paymentID, status, err)
+	}
+	if changed {
+		return order, true, nil
+	}
+	// Settled already, past its deadline, or no such payment: say which.
+	order, err = OrderByPaymentID(ctx, tx, paymentID)
+	if errors.Is(err, shop.ErrNotFound) {
+		return order, false, shop.Errorf(shop.ErrNotFound, "unknown payment id %q", paymentID)
+	}
+	return order, false, err
+}
+
+// CancelUnpaid cancels an order still PENDING at the end of its payment
+// wait and puts its stock back. It returns the order as it then is: a
+// payment applied first leaves it PAID, a refusal CANCELLED.
+func CancelUnpaid(ctx context.Context, tx dbos.Querier, orderID int64) (shop.Order, error) {
+	order, changed, err := cancelPending(ctx, tx, "order_id", orderID, shop.ReasonPaymentTimeout, time.Now().UnixMilli())
+	if err != nil {
+		return order, fmt.Errorf("cancelling unpaid order %d: %w", orderID, err)
+	}
+	if changed {
+		return order, nil
+	}
+	return GetOrder(ctx, tx, orderID)
+}
+
+// cancelPending cancels the PENDING order whose column equals value and
+// puts its stock back; false when no pending order matched.
+func cancelPending(ctx context.Context, tx dbos.Querier, column string, value any, reason string, nowMs int64) (shop.Order, bool, error) {
+	var order shop.Order
+	err := tx.QueryRow(ctx, `
+		UPDATE orders SET status = $1, cancel_reason = $2, updated_at_ms = $3
+		WHERE `+column+` = $4 AND status = $5
+		RETURNING `+settledColumns,
+		shop.StatusCancelled, reason, nowMs, value, shop.StatusPending).Scan(settledFields(&order)...)
+	if isNoRows(err) {
+		return order, false, nil
+	}
+	if err != nil {
+		return order, false, err
+	}
+	if err := moveStock(ctx, tx, order.ProductID, &order.ID, int64(order.Quantity), "release", nowMs); err != nil {
+		return order, false, fmt.Errorf("releasing stock of order %d: %w", order.ID, err)
+	}
+	return order, true, nil
+}
+
+// settledColumns are what a write that settles an order returns of it.
+const settledColumns = `order_id, checkout_id, payment_id, product_id, quantity, total_cents, status, cancel_reason,
+	payment_deadline_ms, dispatch_steps, dispatch_interval_ms, COALESCE(paid_at_ms, 0), updated_at_ms`
+
+// settledFields are where settledColumns are scanned to; the times are
+// converted by the scanner types below.
+func settledFields(o *shop.Order) []any {
+	return []any{&o.ID, &o.CheckoutID, &o.PaymentID, &o.ProductID, &o.Quantity, &o.TotalCents, &o.Status, &o.CancelReason,
+		(*msTime)(&o.PaymentDeadline), &o.DispatchSteps, (*msDuration)(&o.DispatchInterval), (*msTime)(&o.PaidAt), (*msTime)(&o.UpdatedAt)}
+}
+
+// MarkDispatched moves a PAID order to DISPATCHED: its dispatch's last step.
+func MarkDispatched(ctx context.Context, tx dbos.Querier, orderID int64) error {
+	res, err := tx.Exec(ctx, `
+		UPDATE orders SET status = $1, dispatched_at_ms = $2, updated_at_ms = $2
+		WHERE order_id = $3 AND status = $4`,
+		shop.StatusDispatched, time.Now().UnixMilli(), orderID, shop.StatusPaid)
+	if err != nil {
+		return fmt.Errorf("dispatching order %d: %w", orderID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return fmt.Errorf("dispatching order %d: it is not %s", orderID, shop.StatusPaid)
 	}
 	return nil
 }
 
-// MarkPaid moves a PENDING order to PAID.
-func MarkPaid(ctx context.Context, tx dbos.Querier, orderID int64) error {
-	return setStatus(ctx, tx, orderID, shop.StatusPending, shop.StatusPaid, "")
-}
-
-// AdvanceDispatch counts a PAID order's progress down by one; the last step
-// makes it DISPATCHED. It returns the steps still to go.
-func AdvanceDispatch(ctx context.Context, tx dbos.Querier, orderID int64) (int, error) {
-	var remaining int
-	err := tx.QueryRow(ctx, `
-		UPDATE orders SET
-			progress_remaining = progress_remaining - 1,
-			status = CASE WHEN progress_remaining <= 1 THEN $1 ELSE status END,
-			updated_at_ms = $2
-		WHERE order_id = $3 AND status = $4 AND progress_remaining > 0
-		RETURNING progress_remaining`,
-		shop.StatusDispatched, time.Now().UnixMilli(), orderID, shop.StatusPaid).Scan(&remaining)
-	if isNoRows(err) {
-		return 0, fmt.Errorf("advancing dispatch of order %d: it is not being dispatched", orderID)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("advancing dispatch of order %d: %w", orderID, err)
-	}
-	return remaining, nil
-}
-
-func setStatus(ctx context.Context, tx dbos.Querier, orderID int64, from, to shop.OrderStatus, reason string) error {
+func setStatus(ctx context.Context, tx dbos.Querier, orderID int64, from, to shop.OrderStatus, reason string, nowMs int64) error {
 	res, err := tx.Exec(ctx, `
 		UPDATE orders SET status = $1, cancel_reason = $2, updated_at_ms = $3
 		WHERE order_id = $4 AND status = $5`,
-		to, reason, time.Now().UnixMilli(), orderID, from)
+		to, reason, nowMs, orderID, from)
 	if err != nil {
 		return fmt.Errorf("moving order %d from %s to %s: %w", orderID, from, to, err)
 	}
@@ -112,17 +179,44 @@ func setStatus(ctx context.Context, tx dbos.Querier, orderID int64, from, to sho
 }
 
 const orderColumns = `o.order_id, o.checkout_id, o.payment_id, o.product_id, p.product, o.quantity,
-	o.total_cents, o.status, o.cancel_reason, o.dispatch_steps, o.progress_remaining, o.updated_at_ms`
+	o.total_cents, o.status, o.cancel_reason, o.payment_deadline_ms, o.dispatch_steps, o.dispatch_interval_ms,
+	COALESCE(o.paid_at_ms, 0), o.updated_at_ms`
 
 const orderFrom = ` FROM orders o JOIN products p ON p.product_id = o.product_id `
 
 func scanOrder(row dbos.Row) (shop.Order, error) {
 	var o shop.Order
-	var updatedMs int64
 	err := row.Scan(&o.ID, &o.CheckoutID, &o.PaymentID, &o.ProductID, &o.ProductName, &o.Quantity,
-		&o.TotalCents, &o.Status, &o.CancelReason, &o.DispatchSteps, &o.ProgressRemaining, &updatedMs)
-	o.UpdatedAt = time.UnixMilli(updatedMs).UTC()
+		&o.TotalCents, &o.Status, &o.CancelReason, (*msTime)(&o.PaymentDeadline), &o.DispatchSteps,
+		(*msDuration)(&o.DispatchInterval), (*msTime)(&o.PaidAt), (*msTime)(&o.UpdatedAt))
 	return o, err
+}
+
+// msTime scans a time stored as Unix milliseconds; 0 is the zero time.
+type msTime time.Time
+
+func (t *msTime) Scan(src any) error {
+	ms, ok := src.(int64)
+	if !ok {
+		return fmt.Errorf("a time in milliseconds must be an integer, not %T", src)
+	}
+	*t = msTime{}
+	if ms != 0 {
+		*t = msTime(time.UnixMilli(ms).UTC())
+	}
+	return nil
+}
+
+// msDuration scans a duration stored in milliseconds.
+type msDuration time.Duration
+
+func (d *msDuration) Scan(src any) error {
+	ms, ok := src.(int64)
+	if !ok {
+		return fmt.Errorf("a duration in milliseconds must be an integer, not %T", src)
+	}
+	*d = msDuration(time.Duration(ms) * time.Millisecond)
+	return nil
 }
 
 func getOrderWhere(ctx context.Context, q dbos.Querier, where string, arg any) (shop.Order, error) {

@@ -2,16 +2,12 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
 )
-
-var errOutOfStock = errors.New("out of stock")
 
 const productColumns = `product_id, product, description, inventory, price_cents`
 
@@ -40,54 +36,4 @@ func GetProduct(ctx context.Context, q dbos.Querier, id int64) (shop.Product, er
 		return p, fmt.Errorf("reading product %d: %w", id, err)
 	}
 	return p, nil
-}
-
-// Restock tops every product up to level, writing each top-up to the
-// ledger, and returns how many products it topped up. Stock moves only by
-// relative updates, so a checkout reserving at the same moment still leaves
-// inventory equal to the ledger's sum.
-func (db *DB) Restock(ctx context.Context, level int) (int, error) {
-	var n int
-	err := db.inTx(ctx, func(tx dbos.Querier) error {
-		type topUp struct{ product, delta int64 }
-		topUps, err := queryAll(ctx, tx, func(row dbos.Row) (t topUp, err error) {
-			return t, row.Scan(&t.product, &t.delta)
-		}, `SELECT product_id, $1 - inventory FROM products WHERE inventory < $1`, level)
-		if err != nil {
-			return err
-		}
-		now := time.Now().UnixMilli()
-		for _, t := range topUps {
-			if err := moveStock(ctx, tx, t.product, nil, t.delta, "restock", now); err != nil {
-				return err
-			}
-		}
-		n = len(topUps)
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("restocking to %d: %w", level, err)
-	}
-	return n, nil
-}
-
-// moveStock changes a product's stock by delta and records why in the
-// ledger. A decrease that would take the stock below zero changes nothing
-// and returns errOutOfStock.
-func moveStock(ctx context.Context, tx dbos.Querier, product int64, order *int64, delta int64, reason string, nowMs int64) error {
-	res, err := tx.Exec(ctx, `UPDATE products SET inventory = inventory + $1 WHERE product_id = $2 AND inventory + $1 >= 0`, delta, product)
-	if err != nil {
-		return fmt.Errorf("moving stock of product %d by %d: %w", product, delta, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return errOutOfStock
-	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)
-		VALUES ($1, $2, $3, $4, $5)`, product, order, delta, reason, nowMs); err != nil {
-		return fmt.Errorf("recording a stock move of product %d: %w", product, err)
-	}
-	return nil
 }

@@ -33,6 +33,15 @@ func (q sqlQuerier) QueryRow(ctx context.Context, query string, args ...any) dbo
 	return q.db.QueryRowContext(ctx, query, args...)
 }
 
+// sqlTx is a *sql.Tx as a dbos.Tx.
+type sqlTx struct {
+	sqlQuerier
+	tx *sql.Tx
+}
+
+func (t sqlTx) Commit(context.Context) error   { return t.tx.Commit() }
+func (t sqlTx) Rollback(context.Context) error { return t.tx.Rollback() }
+
 // pgxExecer is what *pgxpool.Pool and pgx.Tx share.
 type pgxExecer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -61,6 +70,15 @@ func (q pgxQuerier) Query(ctx context.Context, query string, args ...any) (dbos.
 func (q pgxQuerier) QueryRow(ctx context.Context, query string, args ...any) dbos.Row {
 	return q.db.QueryRow(ctx, query, args...)
 }
+
+// pgxTx is a pgx.Tx as a dbos.Tx.
+type pgxTx struct {
+	pgxQuerier
+	tx pgx.Tx
+}
+
+func (t pgxTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t pgxTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
 
 type pgxResult int64
 

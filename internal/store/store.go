@@ -40,11 +40,27 @@ type DB struct {
 	URL string
 }
 
+// defaultPoolSize is the PostgreSQL pool's size unless the URL sets
+// pool_max_conns. pgxpool's own default, four connections on two cores, of
+// which DBOS's notification listener holds one for good, starved the shop:
+// under load some 150 goroutines queued for a connection while the database
+// idled (see docs/performance.md). Twenty keeps every workflow's short
+// transactions flowing and stays far below PostgreSQL's max_connections
+// (100 by default) for a few instances.
+const defaultPoolSize = 20
+
 // Open opens the database that url names: a postgres:// or postgresql://
 // URL, or a SQLite file as sqlite:PATH or a plain path.
 func Open(ctx context.Context, url string) (*DB, error) {
 	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
-		pool, err := pgxpool.New(ctx, url)
+		config, err := pgxpool.ParseConfig(url)
+		if err != nil {
+			return nil, fmt.Errorf("opening postgres: %w", err)
+		}
+		if !strings.Contains(url, "pool_max_conns=") {
+			config.MaxConns = defaultPoolSize
+		}
+		pool, err := pgxpool.NewWithConfig(ctx, config)
 		if err != nil {
 			return nil, fmt.Errorf("opening postgres: %w", err)
 		}
@@ -161,17 +177,10 @@ func (db *DB) Migrate(ctx context.Context, logger *slog.Logger) error {
 			return fmt.Errorf("migrating the DBOS system tables: %w", err)
 		}
 	}
-	dir := "migrations/" + db.Engine()
-	entries, err := fs.ReadDir(migrations, dir)
+	files, err := migrationFiles(db.Engine())
 	if err != nil {
-		return fmt.Errorf("reading migrations: %w", err)
+		return err
 	}
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	slices.Sort(names)
-
 	return db.inTx(ctx, func(tx dbos.Querier) error {
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS app_migrations (version INTEGER PRIMARY KEY)`); err != nil {
 			return fmt.Errorf("creating app_migrations: %w", err)
@@ -180,60 +189,84 @@ func (db *DB) Migrate(ctx context.Context, logger *slog.Logger) error {
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM app_migrations`).Scan(&applied); err != nil {
 			return fmt.Errorf("reading the schema version: %w", err)
 		}
-		for _, name := range names {
-			version, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
-			if err != nil {
-				return fmt.Errorf("migration %s: name must start with its number", name)
-			}
-			if version <= applied {
+		for _, m := range files {
+			if m.version <= applied {
 				continue
 			}
-			text, err := fs.ReadFile(migrations, dir+"/"+name)
+			text, err := fs.ReadFile(migrations, m.path)
 			if err != nil {
 				return err
 			}
-			// Statements end with ';', which comments may hold too.
-			for _, stmt := range strings.Split(stripComments(string(text)), ";") {
-				if strings.TrimSpace(stmt) == "" {
-					continue
-				}
-				if _, err := tx.Exec(ctx, stmt); err != nil {
-					return fmt.Errorf("migration %s: %w", name, err)
-				}
+			// One Exec runs the whole file: both drivers take several
+			// statements when there are no arguments, and so a ';' in a
+			// string or a comment needs no parsing here.
+			if _, err := tx.Exec(ctx, string(text)); err != nil {
+				return fmt.Errorf("migration %s: %w", m.path, err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO app_migrations (version) VALUES ($1)`, version); err != nil {
-				return fmt.Errorf("recording migration %s: %w", name, err)
+			if _, err := tx.Exec(ctx, `INSERT INTO app_migrations (version) VALUES ($1)`, m.version); err != nil {
+				return fmt.Errorf("recording migration %s: %w", m.path, err)
 			}
 		}
 		return nil
 	})
 }
 
-// stripComments drops the lines that are "--" comments.
-func stripComments(sql string) string {
-	var b strings.Builder
-	for line := range strings.Lines(sql) {
-		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
-			b.WriteString(line)
-		}
-	}
-	return b.String()
+// migration is one numbered file of migrations/.
+type migration struct {
+	version int
+	path    string
 }
 
-// inTx runs fn in one transaction outside any workflow.
-func (db *DB) inTx(ctx context.Context, fn func(tx dbos.Querier) error) error {
+// migrationFiles lists the migrations of an engine in the order they apply:
+// those of migrations/shared, whose SQL both engines run, and those of
+// migrations/<engine>, where the DDL differs. Each number is used once.
+func migrationFiles(engine string) ([]migration, error) {
+	var files []migration
+	seen := map[int]string{}
+	for _, dir := range []string{"migrations/shared", "migrations/" + engine} {
+		entries, err := fs.ReadDir(migrations, dir)
+		if err != nil {
+			return nil, fmt.Errorf("reading migrations: %w", err)
+		}
+		for _, e := range entries {
+			path := dir + "/" + e.Name()
+			version, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+			if err != nil {
+				return nil, fmt.Errorf("migration %s: the name must start with its number", path)
+			}
+			if other, ok := seen[version]; ok {
+				return nil, fmt.Errorf("migrations %s and %s have the same number", other, path)
+			}
+			seen[version] = path
+			files = append(files, migration{version, path})
+		}
+	}
+	slices.SortFunc(files, func(a, b migration) int { return a.version - b.version })
+	return files, nil
+}
+
+// InTx runs fn in one transaction outside any workflow, and commits it when
+// fn returns nil. The transaction is also a dbos.Tx on the handle DBOS
+// shares, so a DBOS call given it (dbos.WithSendTransaction) commits
+// with the shop's writes; fn must not commit or roll it back itself.
+func (db *DB) InTx(ctx context.Context, fn func(tx dbos.Tx) error) error {
 	if db.Postgres != nil {
-		return pgx.BeginFunc(ctx, db.Postgres, func(tx pgx.Tx) error { return fn(pgxQuerier{tx}) })
+		return pgx.BeginFunc(ctx, db.Postgres, func(tx pgx.Tx) error { return fn(pgxTx{pgxQuerier{tx}, tx}) })
 	}
 	tx, err := db.SQLite.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := fn(sqlQuerier{tx}); err != nil {
+	if err := fn(sqlTx{sqlQuerier{tx}, tx}); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// inTx is InTx for the store's own writes, which need only a Querier.
+func (db *DB) inTx(ctx context.Context, fn func(tx dbos.Querier) error) error {
+	return db.InTx(ctx, func(tx dbos.Tx) error { return fn(tx) })
 }
 
 // queryAll runs a query and returns its rows, each read by scan.

@@ -89,13 +89,15 @@ func TestAuditFindsBreaches(t *testing.T) {
 			sql, want string
 		}{
 			{`UPDATE products SET inventory = inventory - 1 WHERE product_id = 2`, "product 2: inventory"},
-			{`INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status, dispatch_steps, progress_remaining, created_at_ms, updated_at_ms)
-			  VALUES ('k', 'p', 1, 1, 9999, 'PAID', 3, 3, 0, 0)`, "holds 0 of 1"},
+			{`INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status, dispatch_steps, dispatch_interval_ms, paid_at_ms, created_at_ms, updated_at_ms)
+			  VALUES ('k', 'p', 1, 1, 9999, 'PAID', 3, 1000, 5000, 0, 0)`, "holds 0 of 1"},
 			{`INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)
 			  SELECT 1, order_id, -1, 'reserve', 0 FROM orders`, "product 1: inventory 120, ledger 119"},
 			{`INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)
 			  SELECT 1, order_id, -1, 'reserve', 0 FROM orders`, "2 reserve entries"},
-			{`UPDATE orders SET status = 'DISPATCHED'`, "progress_remaining 3"},
+			{`UPDATE orders SET status = 'DISPATCHED'`, "paid at 5000, dispatched at 0"},
+			{`UPDATE orders SET dispatched_at_ms = 7999`, "paid at 5000, dispatched at 7999"}, // before 5000 + 3 × 1000
+			{`UPDATE orders SET paid_at_ms = NULL, status = 'PENDING'`, "(PENDING): paid at 0, dispatched at 7999"},
 		}
 		for _, c := range corruptions {
 			if _, err := db.Q().Exec(ctx, c.sql); err != nil {

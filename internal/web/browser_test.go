@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
@@ -198,7 +197,7 @@ func TestBrowser(t *testing.T) {
 	if r := s.do(t, "POST", "/checkout/"+key, ""); r.status != 200 {
 		b.fatalf("POST /checkout/%s: %d %s", key, r.status, r.body)
 	}
-	if err := dbos.CancelWorkflow(s.dbosCtx, key); err != nil {
+	if err := s.co.Cancel(context.Background(), key); err != nil {
 		b.fatalf("cancelling checkout %s in DBOS: %v", key, err)
 	}
 	row := `#workflows-body tr[data-workflow-id="` + key + `"]`

@@ -1,13 +1,12 @@
 package web_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
 	"github.com/widgetstore/widgetstore/internal/dbtest"
 	"github.com/widgetstore/widgetstore/internal/web"
@@ -20,7 +19,7 @@ func TestOperatorResumesACancelledCheckout(t *testing.T) {
 	dbtest.RunEach(t, func(t *testing.T, url string) {
 		s := newTestServer(t, url, testConfig)
 		paymentID := s.do(t, "POST", "/checkout/cancelled-by-mistake", "").body
-		if err := dbos.CancelWorkflow(s.dbosCtx, "cancelled-by-mistake"); err != nil {
+		if err := s.co.Cancel(context.Background(), "cancelled-by-mistake"); err != nil {
 			t.Fatal(err)
 		}
 

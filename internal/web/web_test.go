@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dbos-inc/dbos-transact-golang/dbos"
-
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/checkout/checkouttest"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
@@ -24,7 +22,7 @@ var testConfig = checkout.Config{PaymentTimeout: 30 * time.Second, DispatchSteps
 type testServer struct {
 	URL     string
 	db      *store.DB
-	dbosCtx dbos.Context
+	co      *checkout.Checkout
 	crashed chan struct{} // receives when the crash button is pressed
 }
 
@@ -39,12 +37,12 @@ func newTestServer(t testing.TB, url string, cfg checkout.Config) *testServer {
 func newTestServerWith(t testing.TB, url string, cfg checkout.Config, opts web.Options) *testServer {
 	t.Helper()
 	logger := dbtest.Logger(t)
-	db, co, dbosCtx := checkouttest.Launch(t, url, cfg, logger)
+	db, co := checkouttest.Launch(t, url, cfg, logger)
 	crashed := make(chan struct{}, 10)
 	opts.CrashFunc = func() { crashed <- struct{}{} }
 	srv := httptest.NewServer(web.NewServer(logger, db, co, opts))
 	t.Cleanup(srv.Close)
-	return &testServer{URL: srv.URL, db: db, dbosCtx: dbosCtx, crashed: crashed}
+	return &testServer{URL: srv.URL, db: db, co: co, crashed: crashed}
 }
 
 type response struct {

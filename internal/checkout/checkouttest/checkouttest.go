@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dbos-inc/dbos-transact-golang/dbos"
-
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
@@ -17,7 +15,7 @@ import (
 // Launch opens and migrates the database at url and launches the shop's
 // workflows on it with cfg. DBOS is shut down and the database closed when
 // the test ends.
-func Launch(t testing.TB, url string, cfg checkout.Config, logger *slog.Logger) (*store.DB, *checkout.Checkout, dbos.Context) {
+func Launch(t testing.TB, url string, cfg checkout.Config, logger *slog.Logger) (*store.DB, *checkout.Checkout) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, url)
@@ -28,14 +26,14 @@ func Launch(t testing.TB, url string, cfg checkout.Config, logger *slog.Logger) 
 	if err := db.Migrate(ctx, logger); err != nil {
 		t.Fatal(err)
 	}
-	co, dbosCtx, err := checkout.Launch(ctx, db, checkout.LaunchConfig{Checkout: cfg, ExecutorID: "test", Logger: logger})
+	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{Checkout: cfg, ExecutorID: "test", Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := dbos.Shutdown(dbosCtx, 10*time.Second); err != nil {
-			t.Errorf("shutting DBOS down: %v", err)
+		if err := co.Shutdown(10 * time.Second); err != nil {
+			t.Error(err)
 		}
 	})
-	return db, co, dbosCtx
+	return db, co
 }
