@@ -41,8 +41,8 @@ func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (payme
 		return "", fmt.Errorf("waiting for checkout %s to place its order: %w", key, err)
 	}
 	switch {
-	case placed.Failed:
-		return "", fmt.Errorf("checkout %s could not place its order: its workflow's error says why", key)
+	case placed.Failed != "":
+		return "", fmt.Errorf("checkout %s could not place its order: %s", key, placed.Failed)
 	case placed.ProductID != req.ProductID || placed.Quantity != req.Quantity:
 		// A key names one purchase: the same key for another is a client's bug.
 		return "", shop.Errorf(shop.ErrConflict, "idempotency key %q was already used for %d of product %d", key, placed.Quantity, placed.ProductID)

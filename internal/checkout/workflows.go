@@ -31,7 +31,7 @@ type placement struct {
 	ProductID  int64
 	Quantity   int
 	OutOfStock bool
-	Failed     bool // the order could not be written: the workflow's error says why
+	Failed     string // why the order could not be written, for the log
 }
 
 // paymentWord is what the payment webhook sends the checkout, in the
@@ -66,7 +66,8 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 	}, dbos.WithStepName("checkout.placeOrder"))
 	if err != nil {
 		// Tell the waiting client now rather than at its timeout.
-		return Result{}, errors.Join(err, dbos.SetEvent(ctx, EventPlaced, placement{ProductID: req.ProductID, Quantity: req.Quantity, Failed: true}))
+		failed := placement{ProductID: req.ProductID, Quantity: req.Quantity, Failed: err.Error()}
+		return Result{}, errors.Join(err, dbos.SetEvent(ctx, EventPlaced, failed))
 	}
 	placed := placement{ProductID: order.ProductID, Quantity: order.Quantity}
 	if order.Status == shop.StatusCancelled {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
 )
@@ -55,5 +56,35 @@ func TestLegacyCodes(t *testing.T) {
 		if got := status.LegacyCode(); got != code {
 			t.Errorf("%s.LegacyCode() = %d, want %d", status, got, code)
 		}
+	}
+}
+
+func TestProgressRemaining(t *testing.T) {
+	paid := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	order := shop.Order{Status: shop.StatusPaid, PaidAt: paid, DispatchSteps: 10, DispatchInterval: time.Second}
+	tests := []struct {
+		status shop.OrderStatus
+		after  time.Duration // since the payment
+		want   int
+	}{
+		{shop.StatusPending, 0, 10},
+		{shop.StatusCancelled, time.Hour, 10},
+		{shop.StatusPaid, -time.Second, 10}, // a clock behind the payer's
+		{shop.StatusPaid, 0, 10},
+		{shop.StatusPaid, 999 * time.Millisecond, 10},
+		{shop.StatusPaid, time.Second, 9},
+		{shop.StatusPaid, 9500 * time.Millisecond, 1},
+		{shop.StatusPaid, time.Hour, 1}, // the last step is the checkout's to take
+		{shop.StatusDispatched, 10 * time.Second, 0},
+	}
+	for _, tt := range tests {
+		o := order
+		o.Status = tt.status
+		if got := o.ProgressRemaining(paid.Add(tt.after)); got != tt.want {
+			t.Errorf("%s, %v after payment: %d steps to go, want %d", tt.status, tt.after, got, tt.want)
+		}
+	}
+	if done := order.DispatchDone(); !done.Equal(paid.Add(10 * time.Second)) {
+		t.Errorf("DispatchDone = %v, want 10 s after the payment", done)
 	}
 }

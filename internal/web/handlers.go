@@ -18,8 +18,11 @@ import (
 )
 
 // restockLevel is what the restock button tops every product up to, as the
-// seed's did.
-const restockLevel = 100
+// seed's did; maxRestockLevel bounds the level an operator may ask for.
+const (
+	restockLevel    = 100
+	maxRestockLevel = 1_000_000_000
+)
 
 // ordersListed bounds GET /orders.
 const ordersListed = 100
@@ -133,10 +136,23 @@ func handleOrder(logger *slog.Logger, db *store.DB) http.Handler {
 	})
 }
 
-// handleRestock handles "POST /restock": every product back up to 100.
+// handleRestock handles "POST /restock": every product back up to 100, or
+// to the level of an optional JSON body {"level": 5000} (a load test needs
+// more stock than the page's button gives).
 func handleRestock(logger *slog.Logger, db *store.DB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, err := db.Restock(r.Context(), restockLevel)
+		body := struct {
+			Level int `json:"level"`
+		}{Level: restockLevel}
+		if err := decode(r, &body); err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		if body.Level < 0 || body.Level > maxRestockLevel {
+			writeError(w, r, logger, shop.Errorf(shop.ErrInvalid, "level must be between 0 and %d", maxRestockLevel))
+			return
+		}
+		n, err := db.Restock(r.Context(), body.Level)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return

@@ -140,6 +140,13 @@ func TestSeedFlow(t *testing.T) {
 		if err := json.Unmarshal([]byte(s.do(t, "GET", "/product", "").body), &product); err != nil || product.Inventory != 100 {
 			t.Errorf("after restock: %+v, %v; want 100 in stock", product, err)
 		}
+		// An operator may ask for another level.
+		if r := s.do(t, "POST", "/restock", `{"level": 5000}`); r.status != 200 || r.body != "{\"restocked\":4}\n" {
+			t.Errorf("restock to 5000: %d %s", r.status, r.body)
+		}
+		if err := json.Unmarshal([]byte(s.do(t, "GET", "/product", "").body), &product); err != nil || product.Inventory != 5000 {
+			t.Errorf("after a restock to 5000: %+v, %v", product, err)
+		}
 		if r := s.do(t, "POST", "/crash_application", ""); r.status != http.StatusAccepted {
 			t.Errorf("crash: %d %s", r.status, r.body)
 		}
@@ -179,6 +186,9 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 			{"GET", "/order/abc", "", 400},
 			{"GET", "/order/-1", "", 400},
 			{"GET", "/order/999", "", 404},
+			{"POST", "/restock", `{"level": -1}`, 400},
+			{"POST", "/restock", `{"level": 1e12}`, 400},
+			{"POST", "/restock", `{"lvl": 5}`, 400},
 		}
 		for _, tt := range tests {
 			start := time.Now()
