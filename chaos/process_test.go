@@ -234,3 +234,14 @@ func (s *shop) awaitOrder(id string, what string, done func(order) bool) order {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// get sends a GET and returns status and body; a transport error is err.
+func (s *shop) get(path string) (int, string, error) {
+	resp, err := s.http.Get(s.url + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b)), err
+}

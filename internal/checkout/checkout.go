@@ -52,6 +52,8 @@ type Checkout struct {
 	logger  *slog.Logger
 	// knownProducts holds the ids of products seen in the catalog.
 	knownProducts sync.Map
+	watch         watch
+	stopWatch     func() // stops runWatch and waits for it
 }
 
 // newPaymentID makes the id a customer pays against. It is random, not

@@ -1,6 +1,7 @@
 package checkout
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -66,12 +67,17 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	if err := dbos.Launch(dbosCtx); err != nil {
 		return nil, fmt.Errorf("launching DBOS: %w", err)
 	}
+	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); c.runWatch(watchCtx, cmp.Or(cfg.ExecutorID, "local")) }()
+	c.stopWatch = func() { cancel(); <-done }
 	return c, nil
 }
 
 // Shutdown stops DBOS within timeout. Workflows in flight stay pending in
 // the database, and the next Launch on it recovers them.
 func (c *Checkout) Shutdown(timeout time.Duration) error {
+	c.stopWatch()
 	if err := dbos.Shutdown(c.dbosCtx, timeout); err != nil {
 		return fmt.Errorf("shutting DBOS down: %w", err)
 	}

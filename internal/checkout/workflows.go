@@ -53,6 +53,7 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	defer c.watch.noteReturned(checkoutID)
 	order, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (shop.Order, error) {
 		return store.PlaceOrder(ctx, tx, store.NewOrder{
 			CheckoutID:       checkoutID,

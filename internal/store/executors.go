@@ -47,3 +47,15 @@ func ForgetExecutor(ctx context.Context, q dbos.Querier, executorID string, sile
 	}
 	return nil
 }
+
+// ProbeWrite writes this instance's row of write_probe: it fails when the
+// database refuses writes. It runs on SQLite too.
+func ProbeWrite(ctx context.Context, q dbos.Querier, executorID string) error {
+	_, err := q.Exec(ctx, `
+		INSERT INTO write_probe (executor_id, written_ms) VALUES ($1, $2)
+		ON CONFLICT (executor_id) DO UPDATE SET written_ms = EXCLUDED.written_ms`, executorID, time.Now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("writing to the database: %w", err)
+	}
+	return nil
+}

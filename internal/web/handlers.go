@@ -237,12 +237,17 @@ func handleCrash(logger *slog.Logger, crash func()) http.Handler {
 	})
 }
 
-// handleHealth handles "GET /healthz": 200 once the database answers. The
-// pid tells a restarted server from the one before it.
-func handleHealth(logger *slog.Logger, db *store.DB) http.Handler {
+// handleHealth handles "GET /healthz": 200 once the database answers and
+// takes writes, 503 while it refuses them (a full disk). The pid tells a
+// restarted server from the one before it.
+func handleHealth(logger *slog.Logger, db *store.DB, co *checkout.Checkout) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := store.ListProducts(r.Context(), db.Q()); err != nil {
 			writeError(w, r, logger, err)
+			return
+		}
+		if err := co.Healthy(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the database refuses writes"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "pid": os.Getpid()})

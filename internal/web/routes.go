@@ -30,7 +30,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /api/audit", s.operator(handleAudit(s.logger, s.db)))
 	s.mux.Handle("GET /api/workflows", s.operator(handleWorkflows(s.logger, s.checkout)))
 	s.mux.Handle("POST /api/workflows/{id}/resume", s.operator(handleWorkflowResume(s.logger, s.checkout)))
-	s.mux.Handle("GET /healthz", handleHealth(s.logger, s.db))
+	s.mux.Handle("GET /healthz", handleHealth(s.logger, s.db, s.checkout))
 }
 
 // operator lets a request through to h only with the operator's token,
