@@ -85,3 +85,56 @@ func TestInternalFailureAnswers500(t *testing.T) {
 		}
 	})
 }
+
+// TestUnavailableDatabaseAnswers503: while PostgreSQL cuts the shop's
+// connections (as a restart or a failover does), requests answer 503 with
+// Retry-After, never 500, and the same request succeeds once it is back.
+func TestUnavailableDatabaseAnswers503(t *testing.T) {
+	url := dbtest.NewDatabase(t, "postgres")
+	s := newTestServer(t, url, testConfig)
+	paymentID := s.do(t, "POST", "/checkout/before-the-cut", "").body
+	order := s.do(t, "GET", "/order/1", "")
+	if order.status != 200 {
+		t.Fatalf("GET /order/1: %d %s", order.status, order.body)
+	}
+
+	// Cut every connection of the shop's pool: the next statement on each
+	// finds it closed.
+	if _, err := s.db.Q().Exec(context.Background(), `
+		SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+	// Requests at once, so that they take every pooled connection, dead
+	// or not.
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() {
+			resp, err := http.Get(s.URL + "/order/1")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			mu.Lock()
+			statuses[resp.StatusCode]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	saw503 := statuses[http.StatusServiceUnavailable] > 0
+	if statuses[http.StatusServiceUnavailable]+statuses[http.StatusOK] != 30 {
+		t.Errorf("answers by status %v, want only 503 and 200", statuses)
+	}
+	if !saw503 {
+		t.Error("no request met a cut connection: the test proves nothing")
+	}
+	if r := s.do(t, "POST", "/payment_webhook/"+paymentID+"/paid", ""); r.status != 200 {
+		t.Errorf("paying after the cut: %d %s", r.status, r.body)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
+	"github.com/widgetstore/widgetstore/internal/store"
 )
 
 // maxBodyBytes bounds every request body: nothing the shop accepts is big.
@@ -40,7 +41,8 @@ var errorStatus = []struct {
 }
 
 // writeError answers with {"error": message}. A shop error's message is
-// meant for the client; anything else is internal: it is logged with the
+// meant for the client; a database out of reach for a moment answers 503
+// with Retry-After; anything else is internal: it is logged with the
 // request and the client reads only "internal error".
 func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	var shopErr *shop.Error
@@ -51,6 +53,15 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 				return
 			}
 		}
+	}
+	if store.IsUnavailable(err) {
+		// PostgreSQL restarting or failing over, a locked or full SQLite
+		// file: the same request is likely to succeed in a moment.
+		logger.Warn("database unavailable", slog.Any("error", err),
+			slog.Group("request", "method", r.Method, "path", r.URL.Path))
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the shop's database is unavailable for a moment: retry"})
+		return
 	}
 	if r.Context().Err() != nil {
 		// The client left before its answer: nothing went wrong here, and
