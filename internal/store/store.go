@@ -71,7 +71,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		return &DB{Postgres: pool, URL: url}, nil
 	}
 	if scheme, _, ok := strings.Cut(url, "://"); ok && scheme != "sqlite" {
-		return nil, fmt.Errorf("unsupported database %q: want postgres://, postgresql:// or sqlite:", scheme)
+		return nil, fmt.Errorf("unsupported database %q: want a postgres://, postgresql:// or sqlite: URL", scheme)
 	}
 	path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//")
 	if path == "" {
