@@ -30,10 +30,11 @@ type config struct {
 	webhookKey    []byte // WEBHOOK_SECRET
 	operatorToken []byte // OPERATOR_TOKEN
 	checkout      checkout.Config
+	retention     checkout.Retention
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	cfg := config{checkout: checkout.DefaultConfig}
+	cfg := config{checkout: checkout.DefaultConfig, retention: checkout.DefaultRetention}
 	fs := flag.NewFlagSet("widgetstore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 
@@ -62,6 +63,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.checkout.PaymentTimeout, "payment-timeout", cfg.checkout.PaymentTimeout, "how long a checkout waits for its payment")
 	fs.IntVar(&cfg.checkout.DispatchSteps, "dispatch-steps", cfg.checkout.DispatchSteps, "progress steps of a dispatch")
 	fs.DurationVar(&cfg.checkout.DispatchInterval, "dispatch-interval", cfg.checkout.DispatchInterval, "time between two dispatch steps")
+	fs.DurationVar(&cfg.retention.Keep, "retention", cfg.retention.Keep, "how long the records of finished checkouts are kept (0: forever); orders and the stock ledger are kept forever")
+	fs.DurationVar(&cfg.retention.Every, "retention-every", cfg.retention.Every, "how often records older than -retention are deleted")
 	if secret := getenv("WEBHOOK_SECRET"); secret != "" {
 		cfg.webhookKey = []byte(secret)
 	}
@@ -103,7 +106,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		return fmt.Errorf("migrating the database: %w", err)
 	}
 	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
-		Checkout: cfg.checkout, ExecutorID: cfg.executorID, Logger: logger,
+		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -54,6 +54,8 @@ type Checkout struct {
 	knownProducts sync.Map
 	watch         watch
 	stopWatch     func() // stops runWatch and waits for it
+	retention     Retention
+	lastRetention time.Time // the period of the last retention run started; runWatch's own
 }
 
 // newPaymentID makes the id a customer pays against. It is random, not

@@ -384,3 +384,65 @@ func TestPaymentReportsRace(t *testing.T) {
 		f.audit(t)
 	})
 }
+
+// TestRetentionDeletesFinishedCheckouts runs the retention every second
+// with nothing kept: the records of a dispatched checkout go, those of a
+// checkout awaiting its payment stay, the books still balance, and the
+// deleted checkout's key still finds its order and nothing else.
+func TestRetentionDeletesFinishedCheckouts(t *testing.T) {
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		db, co := checkouttest.LaunchWith(t, url, checkout.LaunchConfig{
+			Checkout: fastConfig, ExecutorID: "test", Logger: dbtest.Logger(t),
+			Retention: checkout.Retention{Keep: time.Millisecond, Every: time.Second},
+		})
+		f := fixture{db: db, co: co}
+		ctx := context.Background()
+		done, err := co.Start(ctx, "kept-order", checkout.Request{ProductID: 1, Quantity: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		order, err := co.Pay(ctx, done, shop.PaymentPaid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.awaitOrder(t, order.ID, shop.StatusDispatched)
+		waiting, err := co.Start(ctx, "still-waiting", checkout.Request{ProductID: 2, Quantity: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			found, err := co.Workflows(ctx, nil, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := map[string]bool{}
+			for _, w := range found {
+				ids[w.ID] = true
+			}
+			if !ids["kept-order"] && ids["still-waiting"] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 30 s the workflows are %v, want kept-order deleted and still-waiting kept", ids)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+
+		again, err := co.Start(ctx, "kept-order", checkout.Request{ProductID: 1, Quantity: 1})
+		if err != nil || again != done {
+			t.Errorf("the deleted checkout's key again: %q, %v; want its payment id %q", again, err, done)
+		}
+		if o, err := store.OrderByCheckoutID(ctx, db.Q(), "kept-order"); err != nil || o.Status != shop.StatusDispatched {
+			t.Errorf("the deleted checkout's order: %+v, %v; want it dispatched still", o, err)
+		}
+		if _, err := co.Pay(ctx, waiting, shop.PaymentPaid); err != nil {
+			t.Errorf("paying the checkout that was kept: %v", err)
+		}
+		if n := f.orderCount(t); n != 2 {
+			t.Errorf("%d orders, want 2", n)
+		}
+		f.audit(t)
+	})
+}

@@ -26,6 +26,7 @@ const ApplicationVersion = "widgetstore-2"
 // LaunchConfig is what Launch needs besides the database.
 type LaunchConfig struct {
 	Checkout   Config
+	Retention  Retention
 	ExecutorID string       // stable per instance: DBOS recovers its own executor's workflows
 	Logger     *slog.Logger // the app's; DBOS gets it at Warn level
 }
@@ -62,8 +63,9 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	if err != nil {
 		return nil, fmt.Errorf("creating the DBOS data source: %w", err)
 	}
-	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, logger: cfg.Logger}
+	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, retention: cfg.Retention, logger: cfg.Logger}
 	dbos.RegisterWorkflow(dbosCtx, c.checkout, dbos.WithWorkflowName(WorkflowCheckout))
+	dbos.RegisterWorkflow(dbosCtx, c.retain, dbos.WithWorkflowName(WorkflowRetention))
 	if err := dbos.Launch(dbosCtx); err != nil {
 		return nil, fmt.Errorf("launching DBOS: %w", err)
 	}

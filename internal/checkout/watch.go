@@ -13,8 +13,8 @@ import (
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
-// watchInterval is how often the watch probes the database and looks for
-// stranded checkouts.
+// watchInterval is how often the watch probes the database, looks for
+// stranded checkouts and sees whether a retention run is due.
 const watchInterval = time.Second
 
 // watch keeps the shop healthy between restarts. DBOS recovers the
@@ -55,7 +55,8 @@ func (c *Checkout) runWatch(ctx context.Context, executorID string) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case now := <-ticker.C:
+			c.startRetention(now)
 		}
 		probeErr := store.ProbeWrite(ctx, c.db.Q(), executorID)
 		if probeErr != nil && ctx.Err() == nil {

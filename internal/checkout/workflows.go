@@ -70,12 +70,15 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 		failed := placement{ProductID: req.ProductID, Quantity: req.Quantity, Failed: err.Error()}
 		return Result{}, errors.Join(err, dbos.SetEvent(ctx, EventPlaced, failed))
 	}
-	placed := placement{ProductID: order.ProductID, Quantity: order.Quantity}
-	if order.Status == shop.StatusCancelled {
-		placed.OutOfStock = true
+	placed := placement{ProductID: order.ProductID, Quantity: order.Quantity, PaymentID: order.PaymentID}
+	switch {
+	case order.Status == shop.StatusCancelled && order.CancelReason == shop.ReasonOutOfStock:
+		placed.PaymentID, placed.OutOfStock = "", true
+		return Result{OrderID: order.ID, Status: order.Status}, dbos.SetEvent(ctx, EventPlaced, placed)
+	case order.Status != shop.StatusPending:
+		// The key's order, placed by a checkout whose records are gone.
 		return Result{OrderID: order.ID, Status: order.Status}, dbos.SetEvent(ctx, EventPlaced, placed)
 	}
-	placed.PaymentID = order.PaymentID
 	if err := dbos.SetEvent(ctx, EventPlaced, placed); err != nil {
 		return Result{}, err
 	}

@@ -31,7 +31,10 @@ type NewOrder struct {
 // PlaceOrder inserts the order, priced from the catalog, and takes its
 // quantity from stock, in one transaction. The order is PENDING, awaiting
 // its payment, or, when the stock is short, CANCELLED for that reason with
-// no stock taken. An unknown product is an error of kind shop.ErrNotFound.
+// no stock taken. When the checkout already has an order, placed by an
+// earlier checkout of the same key whose records were deleted since
+// (retention), that order is returned as it is. An unknown product is an
+// error of kind shop.ErrNotFound.
 func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (shop.Order, error) {
 	now := time.Now().UnixMilli()
 	order := shop.Order{CheckoutID: o.CheckoutID, PaymentID: o.PaymentID, ProductID: o.ProductID, Quantity: o.Quantity,
@@ -42,10 +45,15 @@ func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (shop.Order, e
 			payment_deadline_ms, dispatch_steps, dispatch_interval_ms, created_at_ms, updated_at_ms)
 		SELECT $1, $2, product_id, $3, price_cents * CAST($3 AS INTEGER), $4, $5, $6, $7, $8, $8
 		FROM products WHERE product_id = $9
+		ON CONFLICT (checkout_id) DO NOTHING
 		RETURNING order_id, total_cents`,
 		o.CheckoutID, o.PaymentID, o.Quantity, shop.StatusPending, o.PaymentDeadline.UnixMilli(),
 		o.DispatchSteps, o.DispatchInterval.Milliseconds(), now, o.ProductID).Scan(&order.ID, &order.TotalCents)
 	if isNoRows(err) {
+		// No such product, or the key's order exists already.
+		if existing, err := OrderByCheckoutID(ctx, tx, o.CheckoutID); err == nil {
+			return existing, nil
+		}
 		return order, shop.Errorf(shop.ErrNotFound, "no product %d", o.ProductID)
 	}
 	if err != nil {

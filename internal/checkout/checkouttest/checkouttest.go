@@ -17,16 +17,22 @@ import (
 // the test ends.
 func Launch(t testing.TB, url string, cfg checkout.Config, logger *slog.Logger) (*store.DB, *checkout.Checkout) {
 	t.Helper()
+	return LaunchWith(t, url, checkout.LaunchConfig{Checkout: cfg, ExecutorID: "test", Logger: logger})
+}
+
+// LaunchWith is Launch with the whole of Launch's configuration.
+func LaunchWith(t testing.TB, url string, cfg checkout.LaunchConfig) (*store.DB, *checkout.Checkout) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	if err := db.Migrate(ctx, logger); err != nil {
+	if err := db.Migrate(ctx, cfg.Logger); err != nil {
 		t.Fatal(err)
 	}
-	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{Checkout: cfg, ExecutorID: "test", Logger: logger})
+	co, err := checkout.Launch(ctx, db, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
