@@ -147,10 +147,14 @@ const (
 )
 
 // ValidateKey checks a client's idempotency key. It becomes a workflow id
-// and travels in URLs, so it is kept to a short, plain alphabet.
+// and travels in URLs, so it is kept to a short, plain alphabet, and "."
+// and "..", which a URL's path takes for directories, are refused.
 func ValidateKey(key string) error {
 	if key == "" || len(key) > MaxKeyLength {
 		return Errorf(ErrInvalid, "idempotency key must be 1 to %d characters", MaxKeyLength)
+	}
+	if key == "." || key == ".." {
+		return Errorf(ErrInvalid, "idempotency key may not be %q", key)
 	}
 	for _, r := range key {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
@@ -164,6 +168,29 @@ func ValidateKey(key string) error {
 func ValidateQuantity(n int) error {
 	if n < 1 || n > MaxQuantity {
 		return Errorf(ErrInvalid, "quantity must be between 1 and %d", MaxQuantity)
+	}
+	return nil
+}
+
+// PaymentIDPrefix and PaymentIDLength describe the payment ids the shop
+// issues: the prefix, then crypto/rand.Text(), 26 characters of the base32
+// alphabet (A to Z, 2 to 7).
+const (
+	PaymentIDPrefix = "pay_"
+	PaymentIDLength = len(PaymentIDPrefix) + 26
+)
+
+// ValidatePaymentID checks that id has the form of a payment id the shop
+// issues, so that anything else (NUL bytes, invalid UTF-8, SQL) is refused
+// before it reaches a query.
+func ValidatePaymentID(id string) error {
+	if len(id) != PaymentIDLength || id[:len(PaymentIDPrefix)] != PaymentIDPrefix {
+		return Errorf(ErrInvalid, "malformed payment id: want %q and 26 letters A-Z or digits 2-7", PaymentIDPrefix)
+	}
+	for _, c := range []byte(id[len(PaymentIDPrefix):]) {
+		if !(c >= 'A' && c <= 'Z' || c >= '2' && c <= '7') {
+			return Errorf(ErrInvalid, "malformed payment id: want %q and 26 letters A-Z or digits 2-7", PaymentIDPrefix)
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package shop_test
 
 import (
+	"crypto/rand"
 	"errors"
 	"strings"
 	"testing"
@@ -24,6 +25,12 @@ func TestValidateKey(t *testing.T) {
 		{"payment:x", false}, // ':' is kept for the shop's own workflow ids
 		{"a/b", false},
 		{"ключ", false},
+		{".", false}, // a URL path's "this directory"
+		{"..", false},
+		{"...", true},
+		{".hidden", true},
+		{"k\x00", false},
+		{"k\xff", false}, // invalid UTF-8
 	}
 	for _, tt := range tests {
 		err := shop.ValidateKey(tt.key)
@@ -32,6 +39,39 @@ func TestValidateKey(t *testing.T) {
 		}
 		if err != nil && !errors.Is(err, shop.ErrInvalid) {
 			t.Errorf("ValidateKey(%q) = %v, want kind ErrInvalid", tt.key, err)
+		}
+	}
+}
+
+func TestValidatePaymentID(t *testing.T) {
+	issued := "pay_" + rand.Text() // as the checkout makes them
+	tests := []struct {
+		id string
+		ok bool
+	}{
+		{issued, true},
+		{"pay_ABCDEFGHIJKLMNOPQRSTUVWXYZ", true},
+		{"pay_23456723456723456723456723", true},
+		{"", false},
+		{"pay_", false},
+		{"pay_nope", false},
+		{issued[:len(issued)-1], false},
+		{issued + "A", false},
+		{"PAY_" + issued[4:], false},
+		{"pay_abcdefghijklmnopqrstuvwxyz", false}, // lower case
+		{"pay_ABCDEFGHIJKLMNOPQRSTUVWXY1", false}, // 1 is not base32
+		{"pay_ABCDEFGHIJKLMNOPQRSTUVWXY\x00", false},
+		{"pay_ABCDEFGHIJKLMNOPQRSTUVWX\xc3\xa9", false}, // é: 26 bytes, 25 runes
+		{"pay_ABCDEFGHIJKLMNOPQRSTUVWXY\xff", false},    // invalid UTF-8
+		{"pay_ABCDEFGHIJKLMNOPQRSTUVWXY'", false},
+	}
+	for _, tt := range tests {
+		err := shop.ValidatePaymentID(tt.id)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidatePaymentID(%q) = %v, want ok %v", tt.id, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, shop.ErrInvalid) {
+			t.Errorf("ValidatePaymentID(%q) = %v, want kind ErrInvalid", tt.id, err)
 		}
 	}
 }
