@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/shop"
@@ -201,6 +203,12 @@ func handlePaymentWebhook(logger *slog.Logger, co *checkout.Checkout, secret []b
 			writeError(w, r, logger, err)
 			return
 		}
+		// Only ids of the shop's own form reach a query: PostgreSQL
+		// refuses a NUL byte or invalid UTF-8 with an error of its own.
+		if err := shop.ValidatePaymentID(r.PathValue("payment_id")); err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
 		order, err := co.Pay(r.Context(), r.PathValue("payment_id"), status)
 		if err != nil {
 			writeError(w, r, logger, err)
@@ -309,6 +317,10 @@ func handleWorkflows(logger *slog.Logger, co *checkout.Checkout) http.Handler {
 func handleWorkflowResume(logger *slog.Logger, co *checkout.Checkout) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
+		if err := validateWorkflowID(id); err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
 		if err := co.Resume(r.Context(), id); err != nil {
 			writeError(w, r, logger, err)
 			return
@@ -316,4 +328,18 @@ func handleWorkflowResume(logger *slog.Logger, co *checkout.Checkout) http.Handl
 		logger.Warn("an operator resumed a workflow", "workflow", id)
 		writeJSON(w, http.StatusAccepted, map[string]string{"resumed": id})
 	})
+}
+
+// maxWorkflowIDLength bounds a workflow id in a URL: the shop's are a key
+// with a suffix, or a payment id with a prefix.
+const maxWorkflowIDLength = 2 * shop.MaxKeyLength
+
+// validateWorkflowID refuses, before any query, a workflow id that no
+// workflow can have: too long, not UTF-8, or holding a control character
+// such as NUL (PostgreSQL answers those with an error of its own).
+func validateWorkflowID(id string) error {
+	if len(id) > maxWorkflowIDLength || !utf8.ValidString(id) || strings.ContainsFunc(id, unicode.IsControl) {
+		return shop.Errorf(shop.ErrInvalid, "malformed workflow id: want at most %d printable characters", maxWorkflowIDLength)
+	}
+	return nil
 }
