@@ -14,7 +14,7 @@ func (s *Server) routes() {
 
 	// The page.
 	s.mux.Handle("GET /{$}", handleIndex(assets))
-	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(assets)))
+	s.mux.Handle("GET /static/{path...}", handleStatic(s.logger, assets))
 
 	// The seed's API, kept as it was.
 	s.mux.Handle("GET /product", handleProduct(s.logger, s.db))
