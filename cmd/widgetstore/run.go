@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 // config is the command line, with defaults from the environment.
 type config struct {
 	addr        string
+	openDemo    bool // serve a non-loopback addr without the secrets
 	databaseURL string
 	supervise   bool
 	crashButton bool
@@ -38,9 +40,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs := flag.NewFlagSet("widgetstore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 
-	addr := ":8080"
+	// Loopback by default: the demo is open to whoever reaches it.
+	addr := "127.0.0.1:8080"
 	if port := getenv("PORT"); port != "" {
-		addr = ":" + port
+		addr = "127.0.0.1:" + port
 	}
 	databaseURL := "sqlite:data/widgetstore.db"
 	for _, name := range []string{"DATABASE_URL", "DBOS_SYSTEM_DATABASE_URL"} {
@@ -54,8 +57,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		executorID = id
 	}
 
-	fs.StringVar(&cfg.addr, "addr", addr, "address to serve on (default from PORT)")
-	fs.StringVar(&cfg.databaseURL, "db", databaseURL, "database: postgres://... or sqlite:PATH (default from DATABASE_URL or DBOS_SYSTEM_DATABASE_URL)")
+	fs.StringVar(&cfg.addr, "addr", addr, "address to serve on, loopback by default (the port from PORT); an address other machines reach, such as :8080, needs WEBHOOK_SECRET and OPERATOR_TOKEN, or -open-demo")
+	fs.BoolVar(&cfg.openDemo, "open-demo", false, "serve a non-loopback -addr without WEBHOOK_SECRET and OPERATOR_TOKEN: anyone who reaches it may report payments, restock, crash and resume")
+	// No default shown: it may come from DATABASE_URL, password and all.
+	fs.StringVar(&cfg.databaseURL, "db", "", "database: postgres://... or sqlite:PATH (default: DATABASE_URL, else DBOS_SYSTEM_DATABASE_URL, else sqlite:data/widgetstore.db); "+
+		"pass a URL with a password in DATABASE_URL instead, since ps shows every process's flags")
 	fs.BoolVar(&cfg.supervise, "supervise", true, "run the server under a supervisor that restarts it when it dies; turn off under systemd or Kubernetes")
 	fs.BoolVar(&cfg.crashButton, "crash-button", true, "serve POST /crash_application, which kills the server (a demo)")
 	fs.StringVar(&cfg.executorID, "executor-id", executorID, "this instance's stable id among those sharing a database (default from DBOS__VMID)")
@@ -77,7 +83,62 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if cfg.databaseURL == "" {
+		cfg.databaseURL = databaseURL
+	}
+	exposed, err := exposed(cfg.addr)
+	if err != nil {
+		return cfg, err
+	}
+	if exposed && !cfg.secured() && !cfg.openDemo {
+		return cfg, fmt.Errorf("-addr %s is reachable from other machines, and without WEBHOOK_SECRET and OPERATOR_TOKEN anyone there may report payments, restock, "+
+			"crash the server and resume workflows: set both in the environment, serve on 127.0.0.1 (the default), or pass -open-demo to serve the open demo anyway", cfg.addr)
+	}
 	return cfg, nil
+}
+
+// secured reports whether payment reports must be signed and the
+// operator's routes need a token.
+func (cfg config) secured() bool { return cfg.webhookKey != nil && cfg.operatorToken != nil }
+
+// exposed reports whether addr is reachable from other machines: anything
+// but a loopback address (127.0.0.0/8, ::1) or localhost. A host name is
+// taken as exposed: what it resolves to may change.
+func exposed(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("-addr %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return false, nil
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback(), nil
+}
+
+// logMode logs the one line that says who can reach the shop and who may
+// do what in it.
+func logMode(logger *slog.Logger, cfg config, addr net.Addr, engine string) {
+	var open []string
+	if cfg.webhookKey == nil {
+		open = append(open, "report payments (no WEBHOOK_SECRET)")
+	}
+	if cfg.operatorToken == nil {
+		open = append(open, "restock, crash and resume (no OPERATOR_TOKEN)")
+	}
+	exposed, _ := exposed(addr.String())
+	level, msg := slog.LevelInfo, ""
+	switch {
+	case len(open) == 0 && exposed:
+		msg = "secured, reachable from other machines: payment reports must be signed with WEBHOOK_SECRET, the operator's routes need OPERATOR_TOKEN"
+	case len(open) == 0:
+		msg = "secured, on this machine only: payment reports must be signed with WEBHOOK_SECRET, the operator's routes need OPERATOR_TOKEN"
+	case exposed:
+		level, msg = slog.LevelWarn, "OPEN DEMO (-open-demo), reachable from other machines: anyone who reaches it may "+strings.Join(open, " and ")
+	default:
+		msg = "local demo, on this machine only (loopback): anyone on it may " + strings.Join(open, " and ")
+	}
+	logger.Log(context.Background(), level, msg, "url", pageURL(addr), "database", engine)
 }
 
 // run runs the shop until ctx is done: under the supervisor by default,
@@ -121,10 +182,6 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}
-	if opts.WebhookSecret == nil || opts.OperatorToken == nil {
-		logger.Info("demo mode: without WEBHOOK_SECRET anyone may report a payment, without OPERATOR_TOKEN anyone may restock, crash and resume",
-			"WEBHOOK_SECRET set", opts.WebhookSecret != nil, "OPERATOR_TOKEN set", opts.OperatorToken != nil)
-	}
 	listener, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
@@ -133,7 +190,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		Handler:           web.NewServer(logger, db, co, opts),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	logger.Info("serving the widget store", "url", pageURL(listener.Addr()), "database", db.Engine())
+	logMode(logger, cfg, listener.Addr(), db.Engine())
 	fmt.Fprintf(stdout, "widgetstore listening on %s\n", listener.Addr())
 
 	// On PostgreSQL other instances may share the database.

@@ -3,9 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
+	"flag"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,10 +25,10 @@ func TestParseConfig(t *testing.T) {
 		wantAddr string
 		wantDB   string
 	}{
-		{"defaults", nil, nil, ":8080", "sqlite:data/widgetstore.db"},
-		{"PORT", nil, map[string]string{"PORT": "9000"}, ":9000", "sqlite:data/widgetstore.db"},
-		{"DATABASE_URL", nil, map[string]string{"DATABASE_URL": "postgres://a/b", "DBOS_SYSTEM_DATABASE_URL": "postgres://c/d"}, ":8080", "postgres://a/b"},
-		{"DBOS_SYSTEM_DATABASE_URL", nil, map[string]string{"DBOS_SYSTEM_DATABASE_URL": "postgres://c/d"}, ":8080", "postgres://c/d"},
+		{"defaults", nil, nil, "127.0.0.1:8080", "sqlite:data/widgetstore.db"},
+		{"PORT", nil, map[string]string{"PORT": "9000"}, "127.0.0.1:9000", "sqlite:data/widgetstore.db"},
+		{"DATABASE_URL", nil, map[string]string{"DATABASE_URL": "postgres://a/b", "DBOS_SYSTEM_DATABASE_URL": "postgres://c/d"}, "127.0.0.1:8080", "postgres://a/b"},
+		{"DBOS_SYSTEM_DATABASE_URL", nil, map[string]string{"DBOS_SYSTEM_DATABASE_URL": "postgres://c/d"}, "127.0.0.1:8080", "postgres://c/d"},
 		{"flags win", []string{"-addr", "127.0.0.1:1", "-db", "sqlite:x.db"}, map[string]string{"PORT": "9000", "DATABASE_URL": "postgres://a/b"}, "127.0.0.1:1", "sqlite:x.db"},
 	}
 	for _, tt := range tests {
@@ -43,26 +48,98 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
-// TestRunServesAndShutsDown runs the server in-process on a free port and a
-// fresh SQLite file, then cancels it: run must shut down cleanly.
-func TestRunServesAndShutsDown(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stdout, stdoutW := io.Pipe()
-	args := []string{"-supervise=false", "-addr", "127.0.0.1:0", "-db", dbtest.NewDatabase(t, "sqlite")}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, args, func(string) string { return "" }, stdoutW, io.Discard)
-		stdoutW.Close()
-	}()
-
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading the address: %v (run: %v)", err, <-done)
+// TestParseConfigGuardsTheNetwork: an address other machines reach is
+// refused, with what to do, unless both secrets are set or -open-demo says
+// the open demo is meant.
+func TestParseConfigGuardsTheNetwork(t *testing.T) {
+	secrets := map[string]string{"WEBHOOK_SECRET": "w", "OPERATOR_TOKEN": "o"}
+	tests := []struct {
+		args []string
+		env  map[string]string
+		ok   bool
+	}{
+		{nil, nil, true},
+		{[]string{"-addr", "localhost:8080"}, nil, true},
+		{[]string{"-addr", "127.0.0.2:8080"}, nil, true},
+		{[]string{"-addr", "[::1]:8080"}, nil, true},
+		{[]string{"-addr", ":8080"}, nil, false},
+		{[]string{"-addr", "0.0.0.0:8080"}, nil, false},
+		{[]string{"-addr", "[::]:8080"}, nil, false},
+		{[]string{"-addr", "192.168.1.5:8080"}, nil, false},
+		{[]string{"-addr", "shop.example:8080"}, nil, false},
+		{[]string{"-addr", ":8080"}, map[string]string{"WEBHOOK_SECRET": "w"}, false},
+		{[]string{"-addr", ":8080"}, map[string]string{"OPERATOR_TOKEN": "o"}, false},
+		{[]string{"-addr", ":8080"}, secrets, true},
+		{[]string{"-addr", ":8080", "-open-demo"}, nil, true},
+		{[]string{"-addr", "0.0.0.0:8080", "-open-demo"}, map[string]string{"WEBHOOK_SECRET": "w"}, true},
 	}
-	go io.Copy(io.Discard, stdout)
-	addr := strings.TrimSpace(strings.TrimPrefix(line, "widgetstore listening on "))
-	resp, err := http.Get("http://" + addr + "/healthz")
+	for _, tt := range tests {
+		_, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+		if (err == nil) != tt.ok {
+			t.Errorf("parseConfig(%q) with %v: %v, want ok %v", tt.args, tt.env, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "-open-demo") {
+			t.Errorf("parseConfig(%q): %v; the error should say what to do", tt.args, err)
+		}
+	}
+	if _, err := parseConfig([]string{"-addr", "8080"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("an -addr without a port was accepted")
+	}
+}
+
+// TestLogModeSaysOneLine: the start's one line says who can reach the shop
+// and what is open to them.
+func TestLogModeSaysOneLine(t *testing.T) {
+	loopback := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
+	everywhere := &net.TCPAddr{IP: net.IPv4zero, Port: 8080}
+	secret := []byte("s")
+	tests := []struct {
+		addr      net.Addr
+		cfg       config
+		want, not string
+		wantWarn  bool
+	}{
+		{loopback, config{}, "local demo, on this machine only (loopback): anyone on it may report payments (no WEBHOOK_SECRET) and restock, crash and resume (no OPERATOR_TOKEN)", "", false},
+		{loopback, config{webhookKey: secret}, "local demo", "report payments", false},
+		{loopback, config{webhookKey: secret, operatorToken: secret}, "secured, on this machine only", "", false},
+		{everywhere, config{webhookKey: secret, operatorToken: secret}, "secured, reachable from other machines", "", false},
+		{everywhere, config{openDemo: true}, "OPEN DEMO (-open-demo), reachable from other machines: anyone who reaches it may report payments", "", true},
+	}
+	for _, tt := range tests {
+		var log strings.Builder
+		logMode(slog.New(slog.NewTextHandler(&log, nil)), tt.cfg, tt.addr, "sqlite")
+		line := log.String()
+		if strings.Count(line, "\n") != 1 || !strings.Contains(line, tt.want) || tt.not != "" && strings.Contains(line, tt.not) {
+			t.Errorf("%v %+v: logged %q, want one line with %q (and not %q)", tt.addr, tt.cfg, line, tt.want, tt.not)
+		}
+		if warn := strings.Contains(line, "level=WARN"); warn != tt.wantWarn {
+			t.Errorf("%v %+v: logged %q, want a warning: %v", tt.addr, tt.cfg, line, tt.wantWarn)
+		}
+	}
+}
+
+// TestHelpHidesTheDatabasePassword: -h shows no DATABASE_URL, and tells to
+// pass a password there, not with -db, which ps shows.
+func TestHelpHidesTheDatabasePassword(t *testing.T) {
+	var help strings.Builder
+	env := map[string]string{"DATABASE_URL": "postgres://shop:hunter2@db.internal/shop"}
+	if _, err := parseConfig([]string{"-h"}, func(k string) string { return env[k] }, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	if strings.Contains(help.String(), "hunter2") {
+		t.Errorf("-h shows the password of DATABASE_URL:\n%s", help.String())
+	}
+	if !strings.Contains(help.String(), "password in DATABASE_URL") {
+		t.Errorf("-h does not tell to pass a password in DATABASE_URL:\n%s", help.String())
+	}
+}
+
+// TestRunServesAndShutsDown runs the server in-process on a free port and a
+// fresh SQLite file, then cancels it: run must shut down cleanly. It says
+// once, at start, that it serves the local demo.
+func TestRunServesAndShutsDown(t *testing.T) {
+	r := startRun(t, nil)
+	resp, err := http.Get("http://" + r.addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,14 +147,76 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET /healthz: %s", resp.Status)
 	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return 30 s after its context was cancelled")
+	if err := r.stop(); err != nil {
+		t.Fatalf("run: %v", err)
 	}
+	if n := strings.Count(r.log.String(), "local demo, on this machine only"); n != 1 {
+		t.Errorf("the log says %d times that it serves the local demo, want once:\n%s", n, r.log.String())
+	}
+}
+
+// shopRun is run, serving in this process.
+type shopRun struct {
+	addr   string      // where it listens
+	log    *syncBuffer // its log
+	cancel func()      // stops it
+	done   chan error  // run's result
+
+	stopOnce sync.Once
+	err      error // run's result, once stopped
+}
+
+// startRun runs the shop in-process without its supervisor on a free
+// loopback port and a fresh SQLite file, with args and env beside, and
+// returns once it listens. It is stopped when the test ends.
+func startRun(t *testing.T, env map[string]string, args ...string) *shopRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stdoutW := io.Pipe()
+	r := &shopRun{log: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	args = append([]string{"-supervise=false", "-addr", "127.0.0.1:0", "-db", dbtest.NewDatabase(t, "sqlite")}, args...)
+	go func() {
+		r.done <- run(ctx, args, func(k string) string { return env[k] }, stdoutW, r.log)
+		stdoutW.Close()
+	}()
+	t.Cleanup(func() { r.stop() })
+
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the address: %v (run: %v)\n%s", err, r.stop(), r.log.String())
+	}
+	go io.Copy(io.Discard, stdout)
+	r.addr = strings.TrimSpace(strings.TrimPrefix(line, "widgetstore listening on "))
+	return r
+}
+
+// stop cancels run and returns its result.
+func (r *shopRun) stop() error {
+	r.stopOnce.Do(func() {
+		r.cancel()
+		select {
+		case r.err = <-r.done:
+		case <-time.After(30 * time.Second):
+			r.err = errors.New("run did not return 30 s after its context was cancelled")
+		}
+	})
+	return r.err
+}
+
+// syncBuffer is a log that the server writes and the test reads at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
