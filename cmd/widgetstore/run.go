@@ -28,6 +28,7 @@ type config struct {
 	crashButton bool
 	executorID  string
 	takeover    time.Duration
+	http        httpConfig
 	// From the environment only, never flags that ps shows.
 	webhookKey    []byte // WEBHOOK_SECRET
 	operatorToken []byte // OPERATOR_TOKEN
@@ -71,6 +72,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.checkout.DispatchInterval, "dispatch-interval", cfg.checkout.DispatchInterval, "time between two dispatch steps")
 	fs.DurationVar(&cfg.retention.Keep, "retention", cfg.retention.Keep, "how long the records of finished checkouts are kept (0: forever); orders and the stock ledger are kept forever")
 	fs.DurationVar(&cfg.retention.Every, "retention-every", cfg.retention.Every, "how often records older than -retention are deleted")
+	cfg.http.flags(fs)
 	if secret := getenv("WEBHOOK_SECRET"); secret != "" {
 		cfg.webhookKey = []byte(secret)
 	}
@@ -85,6 +87,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if cfg.databaseURL == "" {
 		cfg.databaseURL = databaseURL
+	}
+	if err := cfg.http.check(); err != nil {
+		return cfg, err
 	}
 	exposed, err := exposed(cfg.addr)
 	if err != nil {
@@ -182,14 +187,11 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}
-	listener, err := net.Listen("tcp", cfg.addr)
+	listener, err := cfg.http.listen(cfg.addr)
 	if err != nil {
 		return err
 	}
-	server := &http.Server{
-		Handler:           web.NewServer(logger, db, co, opts),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	server := cfg.http.server(web.NewServer(logger, db, co, opts))
 	logMode(logger, cfg, listener.Addr(), db.Engine())
 	fmt.Fprintf(stdout, "widgetstore listening on %s\n", listener.Addr())
 

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// httpConfig bounds what a client may hold of the server: how long it may
+// take to send a request or keep an idle connection, and how many
+// connections are served at once.
+type httpConfig struct {
+	readTimeout  time.Duration // the request's headers and body
+	writeTimeout time.Duration // from the headers read to the answer sent
+	idleTimeout  time.Duration // a kept-alive connection between requests
+	maxConns     int
+}
+
+// The checkout and the payment webhook wait up to 30 s each for a workflow
+// to publish, the webhook twice: a request may take over a minute to
+// answer, so the write timeout leaves room above that.
+const (
+	defaultReadTimeout  = 10 * time.Second
+	defaultWriteTimeout = 90 * time.Second
+	defaultIdleTimeout  = 60 * time.Second
+	defaultMaxConns     = 1024
+)
+
+func (c *httpConfig) flags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.readTimeout, "read-timeout", defaultReadTimeout, "longest a client may take to send a request, headers and body")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", defaultWriteTimeout, "longest from a request's headers to its answer sent (the payment webhook may wait twice 30 s)")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", defaultIdleTimeout, "how long a kept-alive connection may wait for its next request")
+	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait in the kernel's queue")
+}
+
+func (c httpConfig) check() error {
+	if c.readTimeout <= 0 || c.writeTimeout <= 0 || c.idleTimeout <= 0 || c.maxConns <= 0 {
+		return errors.New("-read-timeout, -write-timeout, -idle-timeout and -max-conns must be positive")
+	}
+	return nil
+}
+
+// server is an HTTP server of h with the timeouts.
+func (c httpConfig) server(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: c.readTimeout,
+		ReadTimeout:       c.readTimeout,
+		WriteTimeout:      c.writeTimeout,
+		IdleTimeout:       c.idleTimeout,
+	}
+}
+
+// listen listens on addr for at most maxConns connections at once.
+func (c httpConfig) listen(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &limitListener{Listener: l, slots: make(chan struct{}, c.maxConns), done: make(chan struct{})}, nil
+}
+
+// limitListener accepts at most cap(slots) connections at once: Accept
+// waits for one of them to close, and the connections beyond wait in the
+// kernel's listen queue. It is golang.org/x/net/netutil.LimitListener in a
+// few lines, which spares the module golang.org/x/net (its current versions
+// require Go 1.26, the shop Go 1.25).
+type limitListener struct {
+	net.Listener
+	slots     chan struct{}
+	done      chan struct{} // closed by Close: an Accept waiting for a slot returns
+	closeOnce sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	conn, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: conn, release: func() { <-l.slots }}, nil
+}
+
+func (l *limitListener) Close() error {
+	err := l.Listener.Close()
+	l.closeOnce.Do(func() { close(l.done) })
+	return err
+}
+
+// limitConn gives its slot back when it is closed, once.
+type limitConn struct {
+	net.Conn
+	releaseOnce sync.Once
+	release     func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.releaseOnce.Do(c.release)
+	return err
+}
