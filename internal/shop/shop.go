@@ -16,6 +16,7 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 	ErrDenied   = errors.New("not authenticated")
+	ErrLimited  = errors.New("too many requests")
 )
 
 // Errorf returns an error of the given kind whose message is safe to show a

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -166,8 +167,8 @@ func handleRestock(logger *slog.Logger, db *store.DB) http.Handler {
 // idempotency key: the same key always answers the same payment id and
 // places one order. The body is optional JSON {"product_id", "quantity"};
 // without one it buys one of the seed's widget. It answers the payment id
-// as text, as the seed did.
-func handleCheckout(logger *slog.Logger, co *checkout.Checkout) http.Handler {
+// as text, as the seed did. The guard may refuse a new checkout with 429.
+func handleCheckout(logger *slog.Logger, co *checkout.Checkout, guard *checkoutGuard) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := struct {
 			ProductID int64 `json:"product_id"`
@@ -177,7 +178,27 @@ func handleCheckout(logger *slog.Logger, co *checkout.Checkout) http.Handler {
 			writeError(w, r, logger, err)
 			return
 		}
-		paymentID, err := co.Start(r.Context(), r.PathValue("key"), checkout.Request{ProductID: body.ProductID, Quantity: body.Quantity})
+		// Malformed requests are answered before they count, and before
+		// the guard reads the key's order.
+		key := r.PathValue("key")
+		for _, err := range []error{shop.ValidateKey(key), shop.ValidateQuantity(body.Quantity)} {
+			if err != nil {
+				writeError(w, r, logger, err)
+				return
+			}
+		}
+		done, err := guard.admit(r, key, body.Quantity)
+		var limited *limitedError
+		if errors.As(err, &limited) {
+			writeLimited(w, r, logger, limited)
+			return
+		}
+		if err != nil {
+			writeError(w, r, logger, err)
+			return
+		}
+		paymentID, err := co.Start(r.Context(), key, checkout.Request{ProductID: body.ProductID, Quantity: body.Quantity})
+		done(err)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return

@@ -38,6 +38,7 @@ var errorStatus = []struct {
 	{shop.ErrNotFound, http.StatusNotFound},
 	{shop.ErrConflict, http.StatusConflict},
 	{shop.ErrDenied, http.StatusUnauthorized},
+	{shop.ErrLimited, http.StatusTooManyRequests},
 }
 
 // writeError answers with {"error": message}. A shop error's message is

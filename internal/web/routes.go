@@ -21,7 +21,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /orders", handleOrders(s.logger, s.db))
 	s.mux.Handle("GET /order/{id}", handleOrder(s.logger, s.db))
 	s.mux.Handle("POST /restock", s.operator(handleRestock(s.logger, s.db)))
-	s.mux.Handle("POST /checkout/{key}", handleCheckout(s.logger, s.checkout))
+	s.mux.Handle("POST /checkout/{key}", handleCheckout(s.logger, s.checkout, s.guard))
 	s.mux.Handle("POST /payment_webhook/{payment_id}/{status}", handlePaymentWebhook(s.logger, s.checkout, s.opts.WebhookSecret))
 	s.mux.Handle("POST /crash_application", s.operator(handleCrash(s.logger, s.opts.CrashFunc)))
 

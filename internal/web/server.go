@@ -22,6 +22,7 @@ type Server struct {
 	checkout *checkout.Checkout
 	opts     Options
 	mux      *http.ServeMux
+	guard    *checkoutGuard // nil: no checkout limits
 }
 
 // Options are the server's switches.
@@ -37,11 +38,18 @@ type Options struct {
 	// with every operator's request: restock, crash, audit, workflows.
 	// Unset, they are open, as the seed's restock and crash were.
 	OperatorToken []byte
+	// Limits bound the checkouts of one client; the zero value, none.
+	Limits CheckoutLimits
+	// BehindProxy takes a client's address from the last entry of
+	// X-Forwarded-For, which the proxy in front sets; without it the
+	// header is ignored, since a client can write anything there.
+	BehindProxy bool
 }
 
 // NewServer returns the shop's handler.
 func NewServer(logger *slog.Logger, db *store.DB, co *checkout.Checkout, opts Options) *Server {
-	s := &Server{logger: logger, db: db, checkout: co, opts: opts, mux: http.NewServeMux()}
+	s := &Server{logger: logger, db: db, checkout: co, opts: opts, mux: http.NewServeMux(),
+		guard: newCheckoutGuard(logger, db, opts.Limits, opts.BehindProxy)}
 	s.routes()
 	return s
 }
