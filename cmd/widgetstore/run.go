@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
 	"github.com/widgetstore/widgetstore/internal/web"
 )
@@ -29,6 +30,8 @@ type config struct {
 	executorID  string
 	takeover    time.Duration
 	http        httpConfig
+	limits      web.CheckoutLimits
+	behindProxy bool
 	// From the environment only, never flags that ps shows.
 	webhookKey    []byte // WEBHOOK_SECRET
 	operatorToken []byte // OPERATOR_TOKEN
@@ -73,6 +76,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.retention.Keep, "retention", cfg.retention.Keep, "how long the records of finished checkouts are kept (0: forever); orders and the stock ledger are kept forever")
 	fs.DurationVar(&cfg.retention.Every, "retention-every", cfg.retention.Every, "how often records older than -retention are deleted")
 	cfg.http.flags(fs)
+	fs.IntVar(&cfg.limits.PerMinute, "checkouts-per-minute", 20, "new checkouts one client (address) may start a minute (0: no limit; a benchmark from one address needs 0)")
+	fs.IntVar(&cfg.limits.PendingUnits, "pending-units", 20, "units one client (address) may hold in checkouts awaiting payment (0: no limit, else at least 10, what one checkout may buy)")
+	fs.BoolVar(&cfg.behindProxy, "behind-proxy", false, "the shop is reached only through a proxy: take a client's address from the last X-Forwarded-For entry")
 	if secret := getenv("WEBHOOK_SECRET"); secret != "" {
 		cfg.webhookKey = []byte(secret)
 	}
@@ -91,6 +97,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := cfg.http.check(); err != nil {
 		return cfg, err
 	}
+	if cfg.limits.PerMinute < 0 || cfg.limits.PendingUnits < 0 || 0 < cfg.limits.PendingUnits && cfg.limits.PendingUnits < shop.MaxQuantity {
+		return cfg, fmt.Errorf("-checkouts-per-minute must be 0 (no limit) or more, -pending-units 0 (no limit) or at least %d, what one checkout may buy", shop.MaxQuantity)
+	}
+	cfg.limits.PaymentWindow = cfg.checkout.PaymentTimeout
 	exposed, err := exposed(cfg.addr)
 	if err != nil {
 		return cfg, err
@@ -183,7 +193,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		}
 	}()
 
-	opts := web.Options{WebhookSecret: cfg.webhookKey, OperatorToken: cfg.operatorToken}
+	opts := web.Options{WebhookSecret: cfg.webhookKey, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy}
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -45,6 +46,18 @@ func TestParseConfig(t *testing.T) {
 	}
 	if _, err := parseConfig([]string{"extra"}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Error("a stray argument was accepted")
+	}
+	for _, args := range [][]string{{"-pending-units", "9"}, {"-pending-units", "-1"}, {"-checkouts-per-minute", "-1"}, {"-max-conns", "0"}, {"-read-timeout", "0s"}} {
+		if _, err := parseConfig(args, func(string) string { return "" }, io.Discard); err == nil {
+			t.Errorf("%q was accepted", args)
+		}
+	}
+	if cfg, _ := parseConfig(nil, func(string) string { return "" }, io.Discard); cfg.limits.PerMinute != 20 || cfg.limits.PendingUnits != 20 || cfg.behindProxy {
+		t.Errorf("default limits: %+v, behind a proxy %v; want 20 checkouts a minute, 20 units pending, no proxy", cfg.limits, cfg.behindProxy)
+	}
+	cfg, err := parseConfig([]string{"-payment-timeout", "45s", "-checkouts-per-minute", "0", "-pending-units", "0"}, func(string) string { return "" }, io.Discard)
+	if err != nil || cfg.limits.PerMinute != 0 || cfg.limits.PendingUnits != 0 || cfg.limits.PaymentWindow != 45*time.Second {
+		t.Errorf("limits turned off: %+v, %v", cfg.limits, err)
 	}
 }
 
@@ -152,6 +165,21 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	}
 	if n := strings.Count(r.log.String(), "local demo, on this machine only"); n != 1 {
 		t.Errorf("the log says %d times that it serves the local demo, want once:\n%s", n, r.log.String())
+	}
+}
+
+// TestRunLimitsCheckouts: the limits' flags reach the server.
+func TestRunLimitsCheckouts(t *testing.T) {
+	r := startRun(t, nil, "-checkouts-per-minute", "2")
+	for i, want := range []int{200, 200, 429} {
+		resp, err := http.Post(fmt.Sprintf("http://%s/checkout/key-%d", r.addr, i), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || want == 429 && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("checkout %d: %s, Retry-After %q; want %d", i, resp.Status, resp.Header.Get("Retry-After"), want)
+		}
 	}
 }
 
