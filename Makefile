@@ -3,11 +3,14 @@
 help: ## list the tasks
 	@grep -E '^[a-z/-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-run: ## run the shop on :8080 with SQLite under ./data
+run: ## run the shop on 127.0.0.1:8080 with SQLite under ./data
 	go run ./cmd/widgetstore
 
 run/postgres: ## run the shop on the local PostgreSQL
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable go run ./cmd/widgetstore
+
+run/bench: ## run the shop without the per-client checkout limits, for make load (one client)
+	go run ./cmd/widgetstore -checkouts-per-minute 0 -pending-units 0
 
 test: ## run every test (PostgreSQL and chromium are used when present)
 	go test -count=1 ./...
@@ -21,7 +24,7 @@ chaos: ## only the tests that SIGKILL the real binary
 bench: ## the payment round trip, and Send/Recv against SetEvent/GetEvent wake-ups
 	go test -run '^$$' -bench . -benchtime 200x ./internal/checkout
 
-load: ## drive the shop running on :8080 with the load generator
+load: ## drive the shop running on :8080 (make run/bench) with the load generator
 	go run ./cmd/loadgen -rate 50 -duration 4s -product 4
 
 lint: ## vet and gofmt
@@ -31,4 +34,4 @@ lint: ## vet and gofmt
 ci: ## what CI runs
 	bash .ci/run
 
-.PHONY: help run run/postgres test test/race chaos bench load lint ci
+.PHONY: help run run/postgres run/bench test test/race chaos bench load lint ci
