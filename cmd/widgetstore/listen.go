@@ -19,19 +19,19 @@ type httpConfig struct {
 	maxConns     int
 }
 
-// The checkout and the payment webhook wait up to 30 s each for a workflow
-// to publish, the webhook twice: a request may take over a minute to
-// answer, so the write timeout leaves room above that.
+// A checkout waits up to 30 s for its workflow to place the order (the
+// payment webhook waits for no workflow): the write timeout leaves that
+// wait twice the room.
 const (
 	defaultReadTimeout  = 10 * time.Second
-	defaultWriteTimeout = 90 * time.Second
+	defaultWriteTimeout = 60 * time.Second
 	defaultIdleTimeout  = 60 * time.Second
 	defaultMaxConns     = 1024
 )
 
 func (c *httpConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.readTimeout, "read-timeout", defaultReadTimeout, "longest a client may take to send a request, headers and body")
-	fs.DurationVar(&c.writeTimeout, "write-timeout", defaultWriteTimeout, "longest from a request's headers to its answer sent (the payment webhook may wait twice 30 s)")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", defaultWriteTimeout, "longest from a request's headers to its answer sent (a checkout may wait 30 s for its workflow)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", defaultIdleTimeout, "how long a kept-alive connection may wait for its next request")
 	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait in the kernel's queue")
 }
