@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	// Registers modernc.org/sqlite with database/sql and with DBOS.
@@ -64,7 +66,16 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("opening postgres: %w", err)
 		}
-		if err := pool.Ping(ctx); err != nil {
+		err = pool.Ping(ctx)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.InvalidCatalogName {
+			// The database does not exist yet: create it, if the role may.
+			err = createDatabase(ctx, config.ConnConfig)
+			if err == nil {
+				err = pool.Ping(ctx)
+			}
+		}
+		if err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("connecting to postgres: %w", err)
 		}
@@ -107,6 +118,25 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	// the WAL also always complete, with no reader to hold them back.
 	db.SetMaxOpenConns(1)
 	return &DB{SQLite: db, URL: "sqlite:" + path}, nil
+}
+
+// createDatabase creates the database that config names, connected to the
+// server's maintenance database "postgres". Instances starting at once may
+// race to create it: the loser finds it there.
+func createDatabase(ctx context.Context, config *pgx.ConnConfig) error {
+	maintenance := config.Copy()
+	maintenance.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, maintenance)
+	if err != nil {
+		return fmt.Errorf("creating database %s: %w", config.Database, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{config.Database}.Sanitize())
+	var pgErr *pgconn.PgError
+	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == pgerrcode.DuplicateDatabase) {
+		return fmt.Errorf("creating database %s: %w", config.Database, err)
+	}
+	return nil
 }
 
 // Close closes the handle. Call it after DBOS has shut down.

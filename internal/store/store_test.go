@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -120,5 +121,30 @@ func TestOpenRejectsUnknownDatabases(t *testing.T) {
 			db.Close()
 			t.Errorf("Open(%q) succeeded, want an error", url)
 		}
+	}
+}
+
+// TestOpenCreatesAMissingPostgresDatabase: a URL naming a database that
+// does not exist yet opens it, created, and migrates it.
+func TestOpenCreatesAMissingPostgresDatabase(t *testing.T) {
+	ctx := context.Background()
+	existing := dbtest.NewDatabase(t, "postgres")
+	admin, err := store.Open(ctx, existing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	u, err := url.Parse(existing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.Replace(strings.TrimPrefix(u.Path, "/"), "widgetstore_test_", "widgetstore_new_", 1)
+	u.Path = "/" + name
+	missing := u.String()
+	t.Cleanup(func() { admin.Q().Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`) })
+
+	db := openMigrated(t, missing)
+	if products, err := store.ListProducts(ctx, db.Q()); err != nil || len(products) != 4 {
+		t.Errorf("the created database's catalog: %d products, %v", len(products), err)
 	}
 }
