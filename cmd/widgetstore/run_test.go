@@ -166,6 +166,13 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if n := strings.Count(r.log.String(), "local demo, on this machine only"); n != 1 {
 		t.Errorf("the log says %d times that it serves the local demo, want once:\n%s", n, r.log.String())
 	}
+	// Attribute keys are plain words, which log tools can query; the text
+	// handler quotes a key with a space in it.
+	for line := range strings.Lines(r.log.String()) {
+		if strings.Contains(line, `"=`) {
+			t.Errorf("a log line has a quoted attribute key (one with a space): %s", line)
+		}
+	}
 }
 
 // TestRunLimitsCheckouts: the limits' flags reach the server.
