@@ -74,92 +74,92 @@ func handleIndex(assets fs.FS) http.Handler {
 
 // handleProduct handles "GET /product": the seed's one product, the first
 // of the catalog.
-func handleProduct(logger *slog.Logger, db *store.DB) http.Handler {
+func handleProduct(db *store.DB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		products, err := store.ListProducts(r.Context(), db.Q())
 		if err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
 		if len(products) == 0 {
-			writeError(w, r, logger, shop.Errorf(shop.ErrNotFound, "the catalog is empty"))
+			writeError(w, r, shop.Errorf(shop.ErrNotFound, "the catalog is empty"))
 			return
 		}
-		writeJSON(w, http.StatusOK, toProductJSON(products[0]))
+		writeJSON(w, r, http.StatusOK, toProductJSON(products[0]))
 	})
 }
 
 // handleProducts handles "GET /api/products": the whole catalog.
-func handleProducts(logger *slog.Logger, db *store.DB) http.Handler {
+func handleProducts(db *store.DB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		products, err := store.ListProducts(r.Context(), db.Q())
 		if err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
 		out := make([]productJSON, len(products))
 		for i, p := range products {
 			out[i] = toProductJSON(p)
 		}
-		writeJSON(w, http.StatusOK, out)
+		writeJSON(w, r, http.StatusOK, out)
 	})
 }
 
 // handleOrders handles "GET /orders": the newest orders first.
-func handleOrders(logger *slog.Logger, db *store.DB) http.Handler {
+func handleOrders(db *store.DB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		orders, err := store.ListOrders(r.Context(), db.Q(), ordersListed)
 		if err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
 		out := make([]orderJSON, len(orders))
 		for i, o := range orders {
 			out[i] = toOrderJSON(o)
 		}
-		writeJSON(w, http.StatusOK, out)
+		writeJSON(w, r, http.StatusOK, out)
 	})
 }
 
 // handleOrder handles "GET /order/{id}".
-func handleOrder(logger *slog.Logger, db *store.DB) http.Handler {
+func handleOrder(db *store.DB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if err != nil || id <= 0 {
-			writeError(w, r, logger, shop.Errorf(shop.ErrInvalid, "order id must be a positive integer"))
+			writeError(w, r, shop.Errorf(shop.ErrInvalid, "order id must be a positive integer"))
 			return
 		}
 		order, err := store.GetOrder(r.Context(), db.Q(), id)
 		if err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, toOrderJSON(order))
+		writeJSON(w, r, http.StatusOK, toOrderJSON(order))
 	})
 }
 
 // handleRestock handles "POST /restock": every product back up to 100, or
 // to the level of an optional JSON body {"level": 5000} (a load test needs
 // more stock than the page's button gives).
-func handleRestock(logger *slog.Logger, db *store.DB) http.Handler {
+func handleRestock(db *store.DB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := struct {
 			Level int `json:"level"`
 		}{Level: restockLevel}
 		if err := decode(r, &body); err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
 		if body.Level < 0 || body.Level > maxRestockLevel {
-			writeError(w, r, logger, shop.Errorf(shop.ErrInvalid, "level must be between 0 and %d", maxRestockLevel))
+			writeError(w, r, shop.Errorf(shop.ErrInvalid, "level must be between 0 and %d", maxRestockLevel))
 			return
 		}
 		n, err := db.Restock(r.Context(), body.Level)
 		if err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]int{"restocked": n})
+		writeJSON(w, r, http.StatusOK, map[string]int{"restocked": n})
 	})
 }
 
@@ -168,14 +168,14 @@ func handleRestock(logger *slog.Logger, db *store.DB) http.Handler {
 // places one order. The body is optional JSON {"product_id", "quantity"};
 // without one it buys one of the seed's widget. It answers the payment id
 // as text, as the seed did. The guard may refuse a new checkout with 429.
-func handleCheckout(logger *slog.Logger, co *checkout.Checkout, guard *checkoutGuard) http.Handler {
+func handleCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := struct {
 			ProductID int64 `json:"product_id"`
 			Quantity  int   `json:"quantity"`
 		}{ProductID: 1, Quantity: 1}
 		if err := decode(r, &body); err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
 		// Malformed requests are answered before they count, and before
@@ -183,27 +183,27 @@ func handleCheckout(logger *slog.Logger, co *checkout.Checkout, guard *checkoutG
 		key := r.PathValue("key")
 		for _, err := range []error{shop.ValidateKey(key), shop.ValidateQuantity(body.Quantity)} {
 			if err != nil {
-				writeError(w, r, logger, err)
+				writeError(w, r, err)
 				return
 			}
 		}
 		done, err := guard.admit(r, key, body.Quantity)
 		var limited *limitedError
 		if errors.As(err, &limited) {
-			writeLimited(w, r, logger, limited)
+			writeLimited(w, r, limited)
 			return
 		}
 		if err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
 		paymentID, err := co.Start(r.Context(), key, checkout.Request{ProductID: body.ProductID, Quantity: body.Quantity})
 		done(err)
 		if err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
-		writeText(w, paymentID)
+		writeText(w, r, paymentID)
 	})
 }
 
@@ -211,30 +211,30 @@ func handleCheckout(logger *slog.Logger, co *checkout.Checkout, guard *checkoutG
 // the payment provider's report. It answers, as text, the id of the order
 // once the checkout has settled it. A redelivery answers the same. With a
 // secret, a report must be signed with it.
-func handlePaymentWebhook(logger *slog.Logger, co *checkout.Checkout, secret []byte) http.Handler {
+func handlePaymentWebhook(co *checkout.Checkout, secret []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if secret != nil && !hmac.Equal([]byte(r.Header.Get(SignatureHeader)),
 			[]byte(SignWebhook(secret, r.PathValue("payment_id"), r.PathValue("status")))) {
-			writeError(w, r, logger, shop.Errorf(shop.ErrDenied, "missing or wrong %s", SignatureHeader))
+			writeError(w, r, shop.Errorf(shop.ErrDenied, "missing or wrong %s", SignatureHeader))
 			return
 		}
 		status, err := shop.ParsePaymentStatus(r.PathValue("status"))
 		if err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
 		// Only ids of the shop's own form reach a query: PostgreSQL
 		// refuses a NUL byte or invalid UTF-8 with an error of its own.
 		if err := shop.ValidatePaymentID(r.PathValue("payment_id")); err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
 		order, err := co.Pay(r.Context(), r.PathValue("payment_id"), status)
 		if err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
-		writeText(w, strconv.FormatInt(order.ID, 10))
+		writeText(w, r, strconv.FormatInt(order.ID, 10))
 	})
 }
 
@@ -255,11 +255,11 @@ func SignWebhook(secret []byte, paymentID, status string) string {
 func handleCrash(logger *slog.Logger, crash func()) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if crash == nil {
-			writeError(w, r, logger, shop.Errorf(shop.ErrNotFound, "the crash button is turned off"))
+			writeError(w, r, shop.Errorf(shop.ErrNotFound, "the crash button is turned off"))
 			return
 		}
 		logger.Warn("crash button pressed: killing the process")
-		writeJSON(w, http.StatusAccepted, map[string]string{"status": "crashing"})
+		writeJSON(w, r, http.StatusAccepted, map[string]string{"status": "crashing"})
 		http.NewResponseController(w).Flush() // the answer goes out before the process dies
 		crash()
 	})
@@ -268,31 +268,31 @@ func handleCrash(logger *slog.Logger, crash func()) http.Handler {
 // handleHealth handles "GET /healthz": 200 once the database answers and
 // takes writes, 503 while it refuses them (a full disk). It says nothing
 // about the process: a probe needs no more.
-func handleHealth(logger *slog.Logger, db *store.DB, co *checkout.Checkout) http.Handler {
+func handleHealth(db *store.DB, co *checkout.Checkout) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := store.ListProducts(r.Context(), db.Q()); err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
 		if err := co.Healthy(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the database refuses writes"})
+			writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"error": "the database refuses writes"})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
 	})
 }
 
 // handleAudit handles "GET /api/audit": the breaches of the shop's
 // invariants (stock against its ledger, orders against the stock they
 // hold). An empty list means the books balance.
-func handleAudit(logger *slog.Logger, db *store.DB) http.Handler {
+func handleAudit(db *store.DB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		breaches, err := store.Audit(r.Context(), db.Q())
 		if err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string][]string{"breaches": breaches})
+		writeJSON(w, r, http.StatusOK, map[string][]string{"breaches": breaches})
 	})
 }
 
@@ -312,7 +312,7 @@ type workflowJSON struct {
 
 // handleWorkflows handles "GET /api/workflows?status=ERROR,CANCELLED": the
 // newest workflows, in the given statuses or in any.
-func handleWorkflows(logger *slog.Logger, co *checkout.Checkout) http.Handler {
+func handleWorkflows(co *checkout.Checkout) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var statuses []string
 		if q := r.URL.Query().Get("status"); q != "" {
@@ -320,7 +320,7 @@ func handleWorkflows(logger *slog.Logger, co *checkout.Checkout) http.Handler {
 		}
 		workflows, err := co.Workflows(r.Context(), statuses, workflowsListed)
 		if err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
 		out := make([]workflowJSON, len(workflows))
@@ -328,7 +328,7 @@ func handleWorkflows(logger *slog.Logger, co *checkout.Checkout) http.Handler {
 			out[i] = workflowJSON{ID: wf.ID, Name: wf.Name, Status: wf.Status, Error: wf.Error,
 				ExecutorID: wf.ExecutorID, Attempts: wf.Attempts, CreatedAt: wf.CreatedAt, UpdatedAt: wf.UpdatedAt}
 		}
-		writeJSON(w, http.StatusOK, out)
+		writeJSON(w, r, http.StatusOK, out)
 	})
 }
 
@@ -338,15 +338,15 @@ func handleWorkflowResume(logger *slog.Logger, co *checkout.Checkout) http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if err := validateWorkflowID(id); err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
 		if err := co.Resume(r.Context(), id); err != nil {
-			writeError(w, r, logger, err)
+			writeError(w, r, err)
 			return
 		}
-		logger.Warn("an operator resumed a workflow", "workflow", id)
-		writeJSON(w, http.StatusAccepted, map[string]string{"resumed": id})
+		logger.Info("an operator resumed a workflow", "workflow", id)
+		writeJSON(w, r, http.StatusAccepted, map[string]string{"resumed": id})
 	})
 }
 

@@ -3,8 +3,8 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
@@ -14,19 +14,25 @@ import (
 // maxBodyBytes bounds every request body: nothing the shop accepts is big.
 const maxBodyBytes = 64 << 10
 
-// writeJSON answers with v as JSON. Headers go before WriteHeader.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON answers with v as JSON. Headers go before WriteHeader. An
+// answer that cannot be written (the client left, or v does not encode)
+// is noted for the request's log line.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		noteFailure(r, fmt.Errorf("writing the %d answer: %w", status, err))
+	}
 }
 
 // writeText answers 200 with a plain-text body, as the seed's checkout and
 // webhook do.
-func writeText(w http.ResponseWriter, body string) {
+func writeText(w http.ResponseWriter, r *http.Request, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	io.WriteString(w, body)
+	if _, err := io.WriteString(w, body); err != nil {
+		noteFailure(r, fmt.Errorf("writing the answer: %w", err))
+	}
 }
 
 // errorStatus maps each shop error kind to its HTTP status, in one place.
@@ -43,37 +49,32 @@ var errorStatus = []struct {
 
 // writeError answers with {"error": message}. A shop error's message is
 // meant for the client; a database out of reach for a moment answers 503
-// with Retry-After; anything else is internal: it is logged with the
-// request and the client reads only "internal error".
-func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+// with Retry-After; anything else is internal: the client reads only
+// "internal error". Both go to the request's log line (Server.ServeHTTP),
+// which names the method and path.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var shopErr *shop.Error
 	if errors.As(err, &shopErr) {
 		for _, e := range errorStatus {
 			if errors.Is(err, e.kind) {
-				writeJSON(w, e.status, map[string]string{"error": shopErr.Message})
+				writeJSON(w, r, e.status, map[string]string{"error": shopErr.Message})
 				return
 			}
 		}
 	}
+	noteFailure(r, err)
+	if r.Context().Err() != nil {
+		// The client left before its answer: nobody reads what is written.
+		return
+	}
 	if store.IsUnavailable(err) {
 		// PostgreSQL restarting or failing over, a locked or full SQLite
 		// file: the same request is likely to succeed in a moment.
-		logger.Warn("database unavailable", slog.Any("error", err),
-			slog.Group("request", "method", r.Method, "path", r.URL.Path))
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the shop's database is unavailable for a moment: retry"})
+		writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"error": "the shop's database is unavailable for a moment: retry"})
 		return
 	}
-	if r.Context().Err() != nil {
-		// The client left before its answer: nothing went wrong here, and
-		// nobody reads what is written.
-		logger.Debug("client went away", "method", r.Method, "path", r.URL.Path, slog.Any("error", err))
-		return
-	}
-	logger.Error("internal error",
-		slog.Any("error", err),
-		slog.Group("request", "method", r.Method, "path", r.URL.Path))
-	writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+	writeJSON(w, r, http.StatusInternalServerError, map[string]string{"error": "internal error"})
 }
 
 // decode reads a JSON body into v. An empty body leaves v as it is, so the

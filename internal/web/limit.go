@@ -99,9 +99,9 @@ func (e *limitedError) Unwrap() error { return e.err }
 
 // writeLimited answers a refusal of the limits: 429, Retry-After in whole
 // seconds, and the JSON error.
-func writeLimited(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e *limitedError) {
+func writeLimited(w http.ResponseWriter, r *http.Request, e *limitedError) {
 	w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(max(e.retryAfter, time.Second).Seconds()))))
-	writeError(w, r, logger, e.err)
+	writeError(w, r, e.err)
 }
 
 // admit lets a checkout of units under key through, or refuses it with a

@@ -39,6 +39,11 @@ func TestOperatorResumesACancelledCheckout(t *testing.T) {
 		if r := s.do(t, "POST", "/api/workflows/cancelled-by-mistake/resume", ""); r.status != http.StatusAccepted {
 			t.Fatalf("resume: %d %s", r.status, r.body)
 		}
+		// An operator's decision, logged as such: not a warning.
+		if logged := s.logs.lines("resumed"); len(logged) != 1 || !strings.Contains(logged[0], "level=INFO") ||
+			!strings.Contains(logged[0], "workflow=cancelled-by-mistake") {
+			t.Errorf("the resume's log: %q, want one line at INFO naming the workflow", logged)
+		}
 		orderID := s.do(t, "POST", "/payment_webhook/"+paymentID+"/paid", "")
 		if orderID.status != 200 {
 			t.Fatalf("payment after the resume: %d %s", orderID.status, orderID.body)

@@ -2,35 +2,45 @@ package web
 
 import (
 	"crypto/hmac"
+	"fmt"
 	"io/fs"
 	"net/http"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
 )
 
+// assets are the page's files (the embedded static directory) at their
+// root. fs.Sub fails only on an invalid path, which "static" is not: a
+// failure would be a bug, and stops the program at its start.
+var assets = func() fs.FS {
+	sub, err := fs.Sub(static, "static")
+	if err != nil {
+		panic(fmt.Sprintf("web: the embedded page: %v", err))
+	}
+	return sub
+}()
+
 // routes lists every route the shop answers, one line each.
 func (s *Server) routes() {
-	assets, _ := fs.Sub(static, "static")
-
 	// The page.
 	s.mux.Handle("GET /{$}", handleIndex(assets))
-	s.mux.Handle("GET /static/{path...}", handleStatic(s.logger, assets))
+	s.mux.Handle("GET /static/{path...}", handleStatic(assets))
 
 	// The seed's API, kept as it was.
-	s.mux.Handle("GET /product", handleProduct(s.logger, s.db))
-	s.mux.Handle("GET /orders", handleOrders(s.logger, s.db))
-	s.mux.Handle("GET /order/{id}", handleOrder(s.logger, s.db))
-	s.mux.Handle("POST /restock", s.operator(handleRestock(s.logger, s.db)))
-	s.mux.Handle("POST /checkout/{key}", handleCheckout(s.logger, s.checkout, s.guard))
-	s.mux.Handle("POST /payment_webhook/{payment_id}/{status}", handlePaymentWebhook(s.logger, s.checkout, s.opts.WebhookSecret))
+	s.mux.Handle("GET /product", handleProduct(s.db))
+	s.mux.Handle("GET /orders", handleOrders(s.db))
+	s.mux.Handle("GET /order/{id}", handleOrder(s.db))
+	s.mux.Handle("POST /restock", s.operator(handleRestock(s.db)))
+	s.mux.Handle("POST /checkout/{key}", handleCheckout(s.checkout, s.guard))
+	s.mux.Handle("POST /payment_webhook/{payment_id}/{status}", handlePaymentWebhook(s.checkout, s.opts.WebhookSecret))
 	s.mux.Handle("POST /crash_application", s.operator(handleCrash(s.logger, s.opts.CrashFunc)))
 
 	// Beside it.
-	s.mux.Handle("GET /api/products", handleProducts(s.logger, s.db))
-	s.mux.Handle("GET /api/audit", s.operator(handleAudit(s.logger, s.db)))
-	s.mux.Handle("GET /api/workflows", s.operator(handleWorkflows(s.logger, s.checkout)))
+	s.mux.Handle("GET /api/products", handleProducts(s.db))
+	s.mux.Handle("GET /api/audit", s.operator(handleAudit(s.db)))
+	s.mux.Handle("GET /api/workflows", s.operator(handleWorkflows(s.checkout)))
 	s.mux.Handle("POST /api/workflows/{id}/resume", s.operator(handleWorkflowResume(s.logger, s.checkout)))
-	s.mux.Handle("GET /healthz", handleHealth(s.logger, s.db, s.checkout))
+	s.mux.Handle("GET /healthz", handleHealth(s.db, s.checkout))
 }
 
 // operator lets a request through to h only with the operator's token,
@@ -42,7 +52,7 @@ func (s *Server) operator(h http.Handler) http.Handler {
 	want := []byte("Bearer " + string(s.opts.OperatorToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !hmac.Equal([]byte(r.Header.Get("Authorization")), want) {
-			writeError(w, r, s.logger, shop.Errorf(shop.ErrDenied, "this is for the operator: send Authorization: Bearer <OPERATOR_TOKEN>"))
+			writeError(w, r, shop.Errorf(shop.ErrDenied, "this is for the operator: send Authorization: Bearer <OPERATOR_TOKEN>"))
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -3,6 +3,7 @@
 package web
 
 import (
+	"context"
 	"embed"
 	"log/slog"
 	"net/http"
@@ -63,18 +64,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	r = r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec)) // for noteFailure
 	s.mux.ServeHTTP(rec, r)
-	if rec.status >= 500 {
-		s.logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
-	} else {
-		s.logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
-	}
+	s.logRequest(r, rec, time.Since(start))
 }
 
 // statusRecorder remembers the status a handler answered with, for the log.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	err    error // what went wrong answering, if anything (noteFailure)
 }
 
 func (r *statusRecorder) WriteHeader(status int) {

@@ -3,7 +3,6 @@ package web
 import (
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
@@ -12,19 +11,19 @@ import (
 // handleStatic handles "GET /static/{path...}": the page's files, and
 // nothing else. A directory is not listed: it is not found, like any name
 // that is not a file.
-func handleStatic(logger *slog.Logger, assets fs.FS) http.Handler {
+func handleStatic(assets fs.FS) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("path")
 		f, err := assets.Open(name)
 		if err != nil {
-			writeError(w, r, logger, shop.Errorf(shop.ErrNotFound, "no file %q", r.URL.Path))
+			writeError(w, r, shop.Errorf(shop.ErrNotFound, "no file %q", r.URL.Path))
 			return
 		}
 		defer f.Close()
 		info, err := f.Stat()
 		content, seekable := f.(io.ReadSeeker)
 		if err != nil || info.IsDir() || !seekable {
-			writeError(w, r, logger, shop.Errorf(shop.ErrNotFound, "no file %q", r.URL.Path))
+			writeError(w, r, shop.Errorf(shop.ErrNotFound, "no file %q", r.URL.Path))
 			return
 		}
 		// ServeContent, not ServeFileFS: it neither redirects nor lists.

@@ -1,11 +1,16 @@
 package web_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +29,7 @@ type testServer struct {
 	db      *store.DB
 	co      *checkout.Checkout
 	crashed chan struct{} // receives when the crash button is pressed
+	logs    *logBuffer    // everything logged, as text, besides the test's log
 }
 
 // newTestServer serves the shop on a real HTTP server over a fresh
@@ -36,13 +42,65 @@ func newTestServer(t testing.TB, url string, cfg checkout.Config) *testServer {
 // newTestServerWith is newTestServer with the secrets in opts.
 func newTestServerWith(t testing.TB, url string, cfg checkout.Config, opts web.Options) *testServer {
 	t.Helper()
-	logger := dbtest.Logger(t)
+	logs := &logBuffer{}
+	logger := slog.New(teeHandler{dbtest.Logger(t).Handler(),
+		slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
 	db, co := checkouttest.Launch(t, url, cfg, logger)
 	crashed := make(chan struct{}, 10)
 	opts.CrashFunc = func() { crashed <- struct{}{} }
 	srv := httptest.NewServer(web.NewServer(logger, db, co, opts))
 	t.Cleanup(srv.Close)
-	return &testServer{URL: srv.URL, db: db, co: co, crashed: crashed}
+	return &testServer{URL: srv.URL, db: db, co: co, crashed: crashed, logs: logs}
+}
+
+// logBuffer keeps what the server logs, for tests about its log.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// lines are the lines logged so far that contain every one of substrings.
+func (l *logBuffer) lines(substrings ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for line := range strings.Lines(l.b.String()) {
+		if !slices.ContainsFunc(substrings, func(s string) bool { return !strings.Contains(line, s) }) {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return out
+}
+
+// teeHandler hands every record to both handlers.
+type teeHandler struct{ a, b slog.Handler }
+
+func (h teeHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.a.Enabled(ctx, level) || h.b.Enabled(ctx, level)
+}
+
+func (h teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	var errs []error
+	for _, handler := range []slog.Handler{h.a, h.b} {
+		if handler.Enabled(ctx, r.Level) {
+			errs = append(errs, handler.Handle(ctx, r.Clone()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h teeHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return teeHandler{h.a.WithAttrs(attrs), h.b.WithAttrs(attrs)}
+}
+
+func (h teeHandler) WithGroup(name string) slog.Handler {
+	return teeHandler{h.a.WithGroup(name), h.b.WithGroup(name)}
 }
 
 type response struct {
@@ -268,5 +326,29 @@ func TestSignedWebhook(t *testing.T) {
 	}
 	if r := s.do(t, "POST", "/payment_webhook/"+paymentID+"/paid", "", web.SignatureHeader, sig); r.status != 200 {
 		t.Errorf("signed report: %d %s", r.status, r.body)
+	}
+}
+
+// TestInternalErrorLoggedOnce breaks the database under the shop (its
+// products table is gone): the client reads only "internal error", and the
+// failure is logged once, at Error, with the request's method and path and
+// the database's error.
+func TestInternalErrorLoggedOnce(t *testing.T) {
+	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), testConfig)
+	if _, err := s.db.SQLite.Exec("ALTER TABLE products RENAME TO products_gone"); err != nil {
+		t.Fatal(err)
+	}
+	r := s.do(t, "GET", "/api/products", "")
+	if r.status != 500 || r.body != "{\"error\":\"internal error\"}\n" {
+		t.Errorf("GET /api/products on a broken database: %d %s, want 500 internal error", r.status, r.body)
+	}
+	logged := s.logs.lines("/api/products")
+	if len(logged) != 1 {
+		t.Fatalf("the failure was logged %d times, want once:\n%s", len(logged), strings.Join(logged, "\n"))
+	}
+	for _, want := range []string{"level=ERROR", "request.method=GET", "request.path=/api/products", "status=500", "no such table"} {
+		if !strings.Contains(logged[0], want) {
+			t.Errorf("the failure's log line lacks %q:\n%s", want, logged[0])
+		}
 	}
 }

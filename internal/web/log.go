@@ -1,0 +1,39 @@
+package web
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// logRequest writes the request's one log line: at Error when the shop
+// failed to answer (a 5xx, or an answer it could not write), with the
+// error the handler noted; at Debug otherwise, and when the client left
+// before its answer.
+func (s *Server) logRequest(r *http.Request, rec *statusRecorder, d time.Duration) {
+	request := slog.Group("request", "method", r.Method, "path", r.URL.Path)
+	switch {
+	case rec.err != nil && r.Context().Err() != nil:
+		s.logger.Debug("client went away", request, "status", rec.status, "duration", d, slog.Any("error", rec.err))
+	case rec.status >= 500 || rec.err != nil:
+		s.logger.Error("request failed", request, "status", rec.status, "duration", d, slog.Any("error", rec.err))
+	default:
+		s.logger.Debug("request", request, "status", rec.status, "duration", d)
+	}
+}
+
+// recorderKey is the request context's key to its statusRecorder.
+type recorderKey struct{}
+
+// noteFailure hands err to the request's log line (logRequest). Every
+// handler runs under Server.ServeHTTP, which puts the request's
+// statusRecorder in its context; one that does not is a bug, and panics
+// (net/http logs the panic, with err).
+func noteFailure(r *http.Request, err error) {
+	rec, ok := r.Context().Value(recorderKey{}).(*statusRecorder)
+	if !ok {
+		panic("web: a handler ran outside Server.ServeHTTP, so its failure would not be logged: " + err.Error())
+	}
+	rec.err = errors.Join(rec.err, err)
+}
