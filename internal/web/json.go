@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
@@ -90,3 +91,42 @@ func decode(r *http.Request, v any) error {
 	}
 	return nil
 }
+
+// jsonErrors turns the error answers that do not come from writeError into
+// {"error": ...} too: the mux's own 404 (no route) and 405 (a route, but
+// not for this method; its Allow header is kept), and the file server's.
+// Every error the shop answers is then JSON.
+type jsonErrors struct {
+	http.ResponseWriter
+	r       *http.Request
+	discard bool // the plain-text body that follows is dropped
+}
+
+func (w *jsonErrors) WriteHeader(status int) {
+	h := w.Header()
+	if status < 400 || strings.HasPrefix(h.Get("Content-Type"), "application/json") {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	var msg string
+	switch status {
+	case http.StatusNotFound:
+		msg = fmt.Sprintf("not found: %s %s", w.r.Method, w.r.URL.Path)
+	case http.StatusMethodNotAllowed:
+		msg = fmt.Sprintf("method %s not allowed for %s: use %s", w.r.Method, w.r.URL.Path, h.Get("Allow"))
+	default:
+		msg = strings.ToLower(http.StatusText(status))
+	}
+	h.Del("Content-Length") // it was the plain text's
+	writeJSON(w.ResponseWriter, w.r, status, map[string]string{"error": msg})
+	w.discard = true
+}
+
+func (w *jsonErrors) Write(p []byte) (int, error) {
+	if w.discard {
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *jsonErrors) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -65,7 +65,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	r = r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec)) // for noteFailure
-	s.mux.ServeHTTP(rec, r)
+	s.mux.ServeHTTP(&jsonErrors{ResponseWriter: rec, r: r}, r)
 	s.logRequest(r, rec, time.Since(start))
 }
 

@@ -329,6 +329,63 @@ func TestSignedWebhook(t *testing.T) {
 	}
 }
 
+// TestErrorsAreJSON: what the routes do not know, the mux's own 404 and 405
+// and the file server's 404, answers {"error": ...} like every other error,
+// and a 405 still says which methods the route takes.
+func TestErrorsAreJSON(t *testing.T) {
+	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), testConfig)
+	tests := []struct {
+		method, path string
+		status       int
+		allow        string // the 405's Allow header
+		message      string // in the error
+	}{
+		{"GET", "/no/such/route", 404, "", "not found: GET /no/such/route"},
+		{"GET", "/static/no-such-file.js", 404, "", "no file"},
+		{"GET", "/order/", 404, "", "not found"},
+		{"POST", "/product", 405, "GET, HEAD", "method POST not allowed for /product: use GET, HEAD"},
+		{"DELETE", "/checkout/some-key", 405, "POST", "method DELETE not allowed"},
+		{"PUT", "/api/products", 405, "GET, HEAD", "not allowed"},
+		{"GET", "/restock", 405, "POST", "not allowed"},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest(tt.method, s.URL+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error string }
+		if err := json.Unmarshal(body, &e); err != nil || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: %q (%s), want JSON {\"error\": ...}", tt.method, tt.path, body, resp.Header.Get("Content-Type"))
+		}
+		if resp.StatusCode != tt.status || !strings.Contains(e.Error, tt.message) {
+			t.Errorf("%s %s: %d %q, want %d with an error containing %q", tt.method, tt.path, resp.StatusCode, e.Error, tt.status, tt.message)
+		}
+		if got := resp.Header.Get("Allow"); got != tt.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tt.method, tt.path, got, tt.allow)
+		}
+	}
+	// HEAD has no body, but the answer's type still says JSON.
+	if r := s.do(t, "HEAD", "/no/such/route", ""); r.status != 404 || r.contentType != "application/json" {
+		t.Errorf("HEAD /no/such/route: %d %s, want 404 application/json", r.status, r.contentType)
+	}
+	// net/http's own error answers, such as a range past a file's end.
+	r := s.do(t, "GET", "/static/app.js", "", "Range", "bytes=99999999-")
+	var e struct{ Error string }
+	if r.status != http.StatusRequestedRangeNotSatisfiable || r.contentType != "application/json" ||
+		json.Unmarshal([]byte(r.body), &e) != nil || e.Error == "" {
+		t.Errorf("GET /static/app.js past its end: %d %q (%s), want 416 with a JSON error", r.status, r.body, r.contentType)
+	}
+}
+
 // TestInternalErrorLoggedOnce breaks the database under the shop (its
 // products table is gone): the client reads only "internal error", and the
 // failure is logged once, at Error, with the request's method and path and
