@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,14 +50,15 @@ func TestBrowser(t *testing.T) {
 
 	// 1. The page loads and shows the catalog the server has.
 	var catalog []struct {
-		ID        int64  `json:"product_id"`
-		Name      string `json:"product"`
-		Inventory int    `json:"inventory"`
+		ID          int64  `json:"product_id"`
+		Name        string `json:"product"`
+		Inventory   int    `json:"inventory"`
+		MaxQuantity int    `json:"max_quantity"`
 	}
 	getJSON(t, s, "/api/products", &catalog)
-	names := map[int64]string{}
+	names, limits := map[int64]string{}, map[int64]int{}
 	for _, p := range catalog {
-		names[p.ID] = p.Name
+		names[p.ID], limits[p.ID] = p.Name, p.MaxQuantity
 	}
 	if names[1] == "" || names[3] == "" {
 		t.Fatalf("GET /api/products: %+v; the test needs products 1 and 3", catalog)
@@ -69,6 +72,9 @@ func TestBrowser(t *testing.T) {
 		}
 		if got := b.stock(p.ID); got != p.Inventory {
 			t.Errorf("product %d: the card shows %d in stock, the server has %d", p.ID, got, p.Inventory)
+		}
+		if got := b.attr(productSel(p.ID, ".quantity"), "max"); got != strconv.Itoa(p.MaxQuantity) {
+			t.Errorf("product %d: the quantity field's max is %q, the server's max_quantity %d", p.ID, got, p.MaxQuantity)
 		}
 	}
 	b.waitJS("the empty orders list", visibleJS("#orders-empty")+` && `+textJS("#orders-body")+` === ''`, waitTimeout)
@@ -135,8 +141,8 @@ func TestBrowser(t *testing.T) {
 	// 5. Buy all of product 3 and pay; one more is refused by the server
 	// with its out-of-stock message.
 	stock3 := b.stock(3)
-	if stock3 < 1 || stock3 > 10 {
-		b.fatalf("product 3 has %d in stock; the test needs 1 to 10, to sell it out in one order", stock3)
+	if stock3 < 1 || stock3 > limits[3] {
+		b.fatalf("product 3 has %d in stock; the test needs 1 to %d (its max_quantity), to sell it out in one order", stock3, limits[3])
 	}
 	b.setQuantity(3, stock3)
 	b.do("clicking Buy on product 3", chromedp.Click(chromedp.CSS(productSel(3, ".buy"))))
@@ -266,6 +272,59 @@ func TestBrowserOperatorToken(t *testing.T) {
 	}
 	if got := b.text("#audit"); got != "Operator token required" {
 		b.fatalf("#audit reads %q after the 401, want Operator token required", got)
+	}
+	b.checkConsole()
+}
+
+// TestBrowserQuantityLimitFromServer: the page keeps to the quantity limit
+// the server gives with each product, whatever it is. The catalog is served
+// here with a lower limit than the checkout keeps, so a page that knew the
+// limit by heart would let the larger quantity through to the server,
+// which would take it.
+func TestBrowserQuantityLimitFromServer(t *testing.T) {
+	chromium := findChromium(t)
+	const limit = 4
+	s := newTestServerWrapped(t, dbtest.NewDatabase(t, "sqlite"), browserConfig, web.Options{}, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/api/products" {
+				h.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			var products []map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &products); err != nil {
+				t.Errorf("GET /api/products: %v: %s", err, rec.Body)
+			}
+			for _, p := range products {
+				p["max_quantity"] = limit
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(products)
+		})
+	})
+	b := newBrowser(t, chromium)
+
+	b.do("opening the page", chromedp.Navigate(s.URL))
+	b.waitJS("the product cards", `document.querySelectorAll('.product[data-product-id]').length > 0`, waitTimeout)
+	if got := b.attr(productSel(1, ".quantity"), "max"); got != strconv.Itoa(limit) {
+		b.fatalf("the quantity field's max is %q, want the served limit %d", got, limit)
+	}
+
+	b.setQuantity(1, limit+1)
+	b.do("clicking Buy with one more than the limit", chromedp.Click(chromedp.CSS(productSel(1, ".buy"))))
+	want := fmt.Sprintf("Quantity must be a whole number from 1 to %d.", limit)
+	b.waitJS("the page's refusal naming the limit", textJS("#message")+` === `+strconv.Quote(want), waitTimeout)
+	if n := len(listOrders(t, s)); n != 0 || b.visible("#payment") {
+		b.fatalf("over the limit, the page placed %d orders (payment shown: %v), want none", n, b.visible("#payment"))
+	}
+
+	b.setQuantity(1, limit)
+	b.do("clicking Buy with the limit", chromedp.Click(chromedp.CSS(productSel(1, ".buy"))))
+	b.waitJS("the payment for the limit", visibleJS("#payment")+` && `+textJS("#payment-product")+` === `+
+		strconv.Quote(fmt.Sprintf("%d × %s", limit, b.text(productSel(1, ".name")))), waitTimeout)
+	if orders := listOrders(t, s); len(orders) != 1 || orders[0].Quantity != limit {
+		b.fatalf("after a Buy of %d, GET /orders answers %+v, want one order of %d", limit, orders, limit)
 	}
 	b.checkConsole()
 }
@@ -518,6 +577,14 @@ func (b *browser) waitJS(what, expr string, timeout time.Duration) {
 func (b *browser) text(sel string) string {
 	b.t.Helper()
 	return runT(b, "reading "+sel, chromedp.Evaluate[string](textJS(sel)))
+}
+
+// attr is an attribute of the first element matching the CSS selector
+// ("" when it has none).
+func (b *browser) attr(sel, name string) string {
+	b.t.Helper()
+	return runT(b, "reading "+sel+"["+name+"]", chromedp.Evaluate[string](
+		`document.querySelector(`+strconv.Quote(sel)+`)?.getAttribute(`+strconv.Quote(name)+`) ?? ''`))
 }
 
 func (b *browser) visible(sel string) bool {

@@ -35,12 +35,13 @@ type productJSON struct {
 	Description string  `json:"description"`
 	Inventory   int     `json:"inventory"`
 	PriceCents  int64   `json:"price_cents"`
-	Price       float64 `json:"price"` // the seed's decimal price, for its clients
+	Price       float64 `json:"price"`        // the seed's decimal price, for its clients
+	MaxQuantity int     `json:"max_quantity"` // the most one checkout may buy: clients learn the limit here
 }
 
 func toProductJSON(p shop.Product) productJSON {
 	return productJSON{ID: p.ID, Name: p.Name, Description: p.Description, Inventory: p.Inventory,
-		PriceCents: p.PriceCents, Price: float64(p.PriceCents) / 100}
+		PriceCents: p.PriceCents, Price: float64(p.PriceCents) / 100, MaxQuantity: shop.MaxQuantity}
 }
 
 type orderJSON struct {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,13 +44,24 @@ func newTestServer(t testing.TB, url string, cfg checkout.Config) *testServer {
 // newTestServerWith is newTestServer with the secrets in opts.
 func newTestServerWith(t testing.TB, url string, cfg checkout.Config, opts web.Options) *testServer {
 	t.Helper()
+	return newTestServerWrapped(t, url, cfg, opts, nil)
+}
+
+// newTestServerWrapped is newTestServerWith with the shop's handler inside
+// wrap, unless wrap is nil.
+func newTestServerWrapped(t testing.TB, url string, cfg checkout.Config, opts web.Options, wrap func(http.Handler) http.Handler) *testServer {
+	t.Helper()
 	logs := &logBuffer{}
 	logger := slog.New(teeHandler{dbtest.Logger(t).Handler(),
 		slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
 	db, co := checkouttest.Launch(t, url, cfg, logger)
 	crashed := make(chan struct{}, 10)
 	opts.CrashFunc = func() { crashed <- struct{}{} }
-	srv := httptest.NewServer(web.NewServer(logger, db, co, opts))
+	var handler http.Handler = web.NewServer(logger, db, co, opts)
+	if wrap != nil {
+		handler = wrap(handler)
+	}
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	return &testServer{URL: srv.URL, db: db, co: co, crashed: crashed, logs: logs}
 }
@@ -407,5 +420,45 @@ func TestInternalErrorLoggedOnce(t *testing.T) {
 		if !strings.Contains(logged[0], want) {
 			t.Errorf("the failure's log line lacks %q:\n%s", want, logged[0])
 		}
+	}
+}
+
+// TestQuantityLimitAdvertised: every product says the most one checkout may
+// buy of it, and that is the limit the checkout keeps: that many is
+// accepted, one more refused with 400 naming the limit.
+func TestQuantityLimitAdvertised(t *testing.T) {
+	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), testConfig)
+	var products []struct {
+		ID          int64 `json:"product_id"`
+		Inventory   int   `json:"inventory"`
+		MaxQuantity int   `json:"max_quantity"`
+	}
+	r := s.do(t, "GET", "/api/products", "")
+	if err := json.Unmarshal([]byte(r.body), &products); err != nil || r.status != 200 || len(products) == 0 {
+		t.Fatalf("GET /api/products: %d %s", r.status, r.body)
+	}
+	for _, p := range products {
+		if p.MaxQuantity < 1 {
+			t.Errorf("product %d: max_quantity %d, want the limit (at least 1)", p.ID, p.MaxQuantity)
+		}
+	}
+	var seed struct {
+		MaxQuantity int `json:"max_quantity"`
+	}
+	if err := json.Unmarshal([]byte(s.do(t, "GET", "/product", "").body), &seed); err != nil || seed.MaxQuantity != products[0].MaxQuantity {
+		t.Errorf("GET /product: max_quantity %d (%v), want %d as in the catalog", seed.MaxQuantity, err, products[0].MaxQuantity)
+	}
+
+	p := products[0]
+	if p.Inventory <= p.MaxQuantity {
+		t.Fatalf("product %d has %d in stock; the test needs more than its limit %d", p.ID, p.Inventory, p.MaxQuantity)
+	}
+	body := func(n int) string { return fmt.Sprintf(`{"product_id": %d, "quantity": %d}`, p.ID, n) }
+	if r := s.do(t, "POST", "/checkout/at-the-limit", body(p.MaxQuantity)); r.status != 200 {
+		t.Errorf("checkout of max_quantity (%d): %d %s, want 200", p.MaxQuantity, r.status, r.body)
+	}
+	r = s.do(t, "POST", "/checkout/over-the-limit", body(p.MaxQuantity+1))
+	if r.status != 400 || !strings.Contains(r.body, strconv.Itoa(p.MaxQuantity)) {
+		t.Errorf("checkout of max_quantity+1 (%d): %d %s, want 400 naming the limit", p.MaxQuantity+1, r.status, r.body)
 	}
 }

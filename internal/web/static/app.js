@@ -173,8 +173,10 @@ function endPurchase(key, next = null) {
 }
 
 const isOrderId = (id) => /^[1-9][0-9]{0,17}$/.test(String(id));
+// No upper bound on the quantity here: the server has the limit, and answers
+// a checkout sent again over it with a 400, which ends the purchase.
 const isPurchase = (p) => typeof p.key === 'string' && p.key !== '' && Number.isInteger(p.product_id) &&
-  Number.isInteger(p.quantity) && p.quantity >= 1 && p.quantity <= 10 &&
+  Number.isInteger(p.quantity) && p.quantity >= 1 &&
   (p.payment_id === undefined || (typeof p.payment_id === 'string' && p.payment_id !== ''));
 
 // On load: carry on with what the page was doing before it was closed.
@@ -198,6 +200,9 @@ async function restore() {
 const productsById = new Map(); // product_id -> latest product JSON
 const productCards = new Map(); // product_id -> card; kept so typed quantities survive refreshes
 const priceCents = (p) => p.price_cents ?? Math.round((Number(p.price) || 0) * 100);
+// The most one checkout may buy of p, as the server says with each product;
+// unknown (a server without the field), the server alone decides.
+const maxQuantityOf = (p) => (Number.isInteger(p?.max_quantity) && p.max_quantity >= 1 ? p.max_quantity : Infinity);
 
 function renderProducts(products) {
   for (const p of products) {
@@ -215,6 +220,9 @@ function renderProducts(products) {
     card.querySelector('.description').textContent = p.description || '';
     card.querySelector('.price').textContent = formatCents(priceCents(p));
     card.querySelector('.inventory').textContent = String(p.inventory);
+    const max = maxQuantityOf(p);
+    if (Number.isFinite(max)) card.querySelector('.quantity').max = String(max);
+    else card.querySelector('.quantity').removeAttribute('max');
     // Buy stays enabled when sold out: the server decides, and says why.
     card.classList.toggle('sold-out', Number(p.inventory) <= 0);
   }
@@ -233,8 +241,9 @@ async function buy(card, button) {
   const input = card.querySelector('.quantity');
   const quantity = Number(input.value);
   if (!product) return;
-  if (!Number.isInteger(quantity) || quantity < 1 || quantity > 10) {
-    say('Quantity must be a whole number from 1 to 10.', 'error');
+  const max = maxQuantityOf(product);
+  if (!Number.isInteger(quantity) || quantity < 1 || quantity > max) {
+    say(Number.isFinite(max) ? `Quantity must be a whole number from 1 to ${max}.` : 'Quantity must be a whole number, 1 or more.', 'error');
     input.focus();
     return;
   }
