@@ -27,8 +27,15 @@ bench: ## the payment round trip, and Send/Recv against SetEvent/GetEvent wake-u
 load: ## drive the shop running on :8080 (make run/bench) with the load generator
 	go run ./cmd/loadgen -rate 50 -duration 4s -product 4
 
-lint: ## vet and gofmt
+# staticcheck's version, pinned (honnef.co/go/tools v0.8.2 is staticcheck
+# 2026.2.2); .ci/run pins the same.
+STATICCHECK_VERSION := v0.8.2
+GOBIN := $(or $(shell go env GOBIN),$(shell go env GOPATH)/bin)
+
+lint: ## vet, staticcheck (installed at its pinned version) and gofmt
 	go vet ./...
+	go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck ./...
 	test -z "$$(gofmt -l .)"
 
 ci: ## what CI runs
