@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/widgetstore/widgetstore/internal/dbtest"
 )
 
 // binary is the widgetstore built once for all the tests, with buildFlags.
@@ -43,32 +44,30 @@ func TestMain(m *testing.M) {
 }
 
 // shop is the real widgetstore binary, run as a child process on one
-// database and one port across restarts.
+// database across restarts. Its first run binds a free port of its own
+// choosing (127.0.0.1:0) and prints where it listens; later runs come back
+// to that address, as a restarted server would, unless it was taken
+// meanwhile.
 type shop struct {
 	t     testing.TB
-	url   string // http://127.0.0.1:PORT
-	addr  string
 	db    string
 	args  []string
 	cmd   *exec.Cmd
 	done  chan struct{}
-	mu    sync.Mutex
-	log   bytes.Buffer // everything every run printed
 	runs  int
 	http  *http.Client
 	start time.Time // when the current run was started
+
+	mu        sync.Mutex
+	log       bytes.Buffer  // everything every run printed
+	runLog    int           // where the current run's output starts in log
+	addr      string        // where the shop listens (or last listened): HOST:PORT
+	listening chan struct{} // closed when the current run prints its address
 }
 
 func newShop(t testing.TB, databaseURL string, args ...string) *shop {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s := &shop{t: t, url: "http://" + addr, addr: addr, db: databaseURL, args: args,
-		http: &http.Client{Timeout: 30 * time.Second}}
+	s := &shop{t: t, db: databaseURL, args: args, http: &http.Client{Timeout: 30 * time.Second}}
 	t.Cleanup(func() {
 		s.kill()
 		if strings.Contains(s.output(), "WARNING: DATA RACE") {
@@ -93,14 +92,71 @@ func (s *shop) output() string {
 	return s.log.String()
 }
 
+// runOutput is what the current run has printed so far.
+func (s *shop) runOutput() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.String()[s.runLog:]
+}
+
+// url is where the shop serves now: http://HOST:PORT.
+func (s *shop) url() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return "http://" + s.addr
+}
+
+// listenLine starts the line a run prints on stdout once it listens.
+const listenLine = "widgetstore listening on "
+
+// stdout reads a run's standard output into the log, and takes the
+// address from each listenLine: a supervised shop prints one per server
+// it starts.
+type stdout struct {
+	s         *shop
+	listening chan struct{}
+	partial   []byte
+}
+
+func (w *stdout) Write(p []byte) (int, error) {
+	w.s.Write(p)
+	w.partial = append(w.partial, p...)
+	for {
+		line, rest, ok := bytes.Cut(w.partial, []byte("\n"))
+		if !ok {
+			return len(p), nil
+		}
+		w.partial = rest
+		if addr, ok := strings.CutPrefix(string(line), listenLine); ok {
+			w.s.mu.Lock()
+			w.s.addr = strings.TrimSpace(addr)
+			w.s.mu.Unlock()
+			select {
+			case <-w.listening:
+			default:
+				close(w.listening)
+			}
+		}
+	}
+}
+
 // startProcess starts a run and returns without waiting for it to serve.
 func (s *shop) startProcess(extra ...string) {
 	s.t.Helper()
 	s.runs++
-	fmt.Fprintf(s, "--- run %d ---\n", s.runs)
-	args := append([]string{"-addr", s.addr, "-db", s.db}, s.args...)
+	s.mu.Lock()
+	fmt.Fprintf(&s.log, "--- run %d ---\n", s.runs)
+	s.runLog = s.log.Len()
+	addr := s.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	s.listening = make(chan struct{})
+	out := &stdout{s: s, listening: s.listening}
+	s.mu.Unlock()
+	args := append([]string{"-addr", addr, "-db", s.db}, s.args...)
 	s.cmd = exec.Command(binary, append(args, extra...)...)
-	s.cmd.Stdout, s.cmd.Stderr = s, s
+	s.cmd.Stdout, s.cmd.Stderr = out, s
 	// Its own process group, so killing it can take a supervised child too.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	s.start = time.Now()
@@ -112,15 +168,53 @@ func (s *shop) startProcess(extra ...string) {
 }
 
 // run starts the server without its supervisor and waits until it serves.
+// When the address of the run before was taken while the shop was down, it
+// moves to a new one, as the first run chose it.
 func (s *shop) run() {
 	s.t.Helper()
+	s.startProcess("-supervise=false")
+	if s.awaitListening() {
+		s.awaitHealthy()
+		return
+	}
+	if !strings.Contains(s.runOutput(), "address already in use") {
+		s.t.Fatalf("the shop exited before serving:\n%s", s.output())
+	}
+	s.mu.Lock()
+	s.t.Logf("%s was taken while the shop was down: moving to a free port", s.addr)
+	s.addr = ""
+	s.mu.Unlock()
 	s.startProcess("-supervise=false")
 	s.awaitHealthy()
 }
 
-// awaitHealthy waits for GET /healthz to answer 200.
+// awaitListening waits for the run to print where it listens, and reports
+// whether it did; false means it exited first.
+func (s *shop) awaitListening() bool {
+	s.t.Helper()
+	select {
+	case <-s.listening:
+		return true
+	case <-s.done:
+		select {
+		case <-s.listening: // it printed, then died
+			return true
+		default:
+			return false
+		}
+	case <-time.After(60 * time.Second):
+		s.t.Fatalf("the shop did not listen within a minute:\n%s", s.output())
+		return false
+	}
+}
+
+// awaitHealthy waits for the run to listen, then for GET /healthz to
+// answer 200.
 func (s *shop) awaitHealthy() {
 	s.t.Helper()
+	if !s.awaitListening() {
+		s.t.Fatalf("the shop exited before serving:\n%s", s.output())
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -128,7 +222,7 @@ func (s *shop) awaitHealthy() {
 			s.t.Fatalf("the shop exited before serving:\n%s", s.output())
 		default:
 		}
-		resp, err := s.http.Get(s.url + "/healthz")
+		resp, err := s.http.Get(s.url() + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -141,6 +235,7 @@ func (s *shop) awaitHealthy() {
 }
 
 // kill sends SIGKILL to the run's process group and waits for it to die.
+// Without a run, it does nothing.
 func (s *shop) kill() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
@@ -151,9 +246,13 @@ func (s *shop) kill() {
 }
 
 // stop asks the run to shut down cleanly (SIGTERM), and fails the test
-// unless it exits with status 0 within 30 s.
+// unless it exits with status 0 within 30 s. Without a run (after kill,
+// say), it does nothing.
 func (s *shop) stop() {
 	s.t.Helper()
+	if s.cmd == nil {
+		return
+	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:
@@ -169,7 +268,7 @@ func (s *shop) stop() {
 // post sends a request and returns status and body; a transport error
 // (the shop is down) is returned as err.
 func (s *shop) post(path string) (int, string, error) {
-	resp, err := s.http.Post(s.url+path, "", nil)
+	resp, err := s.http.Post(s.url()+path, "", nil)
 	if err != nil {
 		return 0, "", err
 	}
@@ -199,7 +298,7 @@ type order struct {
 }
 
 func (s *shop) getJSON(path string, v any) error {
-	resp, err := s.http.Get(s.url + path)
+	resp, err := s.http.Get(s.url() + path)
 	if err != nil {
 		return err
 	}
@@ -237,11 +336,34 @@ func (s *shop) awaitOrder(id string, what string, done func(order) bool) order {
 
 // get sends a GET and returns status and body; a transport error is err.
 func (s *shop) get(path string) (int, string, error) {
-	resp, err := s.http.Get(s.url + path)
+	resp, err := s.http.Get(s.url() + path)
 	if err != nil {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, strings.TrimSpace(string(b)), err
+}
+
+// TestHarnessComesBackOnItsAddress: the harness's shop takes the port it
+// was given at its first run (it asks for 127.0.0.1:0) and comes back to it
+// after a kill; a stop with nothing running does nothing.
+func TestHarnessComesBackOnItsAddress(t *testing.T) {
+	s := newShop(t, dbtest.NewDatabase(t, "sqlite"))
+	s.run()
+	first := s.url()
+	if strings.HasSuffix(first, ":0") || !strings.HasPrefix(first, "http://127.0.0.1:") {
+		t.Fatalf("the shop serves at %s, want 127.0.0.1 and the port it was given", first)
+	}
+	s.kill()
+	s.stop() // after a kill: nothing to stop
+	s.run()
+	if again := s.url(); again != first {
+		t.Errorf("after a kill the shop came back at %s, want %s", again, first)
+	}
+	if n := strings.Count(s.output(), listenLine); n != 2 {
+		t.Errorf("%d lines %q in the output of two runs, want 2", n, listenLine)
+	}
+	s.stop()
+	s.stop()
 }
