@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -253,11 +254,31 @@ func (s *shop) buy(p *purchase, until time.Time) {
 	p.orderID, p.err = body, err
 }
 
+// chaosSeed is the seed of a test's random moments: CHAOS_SEED's when it
+// is set, to replay a failure, else a new one. The test logs it, so a
+// failure's output says how to replay it.
+func chaosSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := rand.Uint64()
+	if env := os.Getenv("CHAOS_SEED"); env != "" {
+		var err error
+		if seed, err = strconv.ParseUint(env, 10, 64); err != nil {
+			t.Fatalf("CHAOS_SEED=%q: want an unsigned integer: %v", env, err)
+		}
+	}
+	t.Logf("random moments from seed %d; replay them with CHAOS_SEED=%d go test -run '^%s$' ./chaos", seed, seed, t.Name())
+	return seed
+}
+
 // TestKillAtRandomMoments runs customers against the shop while it is
 // killed five times at random moments. Every purchase must end as its
-// customer paid, with one order per key and the books balanced.
+// customer paid, with one order per key and the books balanced. A seed
+// replays the same moments (CHAOS_SEED), though not the same
+// interleaving: the processes' timing is the machine's.
 func TestKillAtRandomMoments(t *testing.T) {
+	seed := chaosSeed(t)
 	dbtest.RunEach(t, func(t *testing.T, url string) {
+		random := rand.New(rand.NewPCG(seed, 0))
 		// Its customers all come from 127.0.0.1, faster than one client may.
 		s := newShop(t, url, "-payment-timeout", "30s", "-dispatch-steps", "3", "-dispatch-interval", "50ms", "-checkouts-per-minute", "0")
 		s.run()
@@ -291,7 +312,7 @@ func TestKillAtRandomMoments(t *testing.T) {
 			})
 		}
 		for range 5 {
-			time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond)
+			time.Sleep(time.Duration(100+random.IntN(400)) * time.Millisecond)
 			s.kill()
 			s.run()
 		}
