@@ -81,7 +81,9 @@ func isCancelled(o order) bool  { return o.Status == "CANCELLED" }
 // for their payment. After the restart one is paid, one refused, and one
 // left to time out: each must end as its payment says, exactly once.
 func TestKillWhileAwaitingPayment(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
 		s := newShop(t, url, "-payment-timeout", "8s", "-dispatch-steps", "3", "-dispatch-interval", "100ms")
 		s.run()
 		stock := s.inventory(1)
@@ -119,7 +121,9 @@ func TestKillWhileAwaitingPayment(t *testing.T) {
 // is dispatched once and no sooner than its dispatch allows (the audit),
 // and the checkout's steps before the kill are not run again.
 func TestKillMidDispatch(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
 		s := newShop(t, url, "-dispatch-steps", "300", "-dispatch-interval", "10ms")
 		s.run()
 		pay := s.mustPost("/checkout/mid-dispatch")
@@ -190,7 +194,9 @@ func workflowSteps(t *testing.T, url, workflowID string) []dbos.StepInfo {
 // waits for its payment and another is being dispatched: a clean shutdown
 // must leave both to the next start, not cancel them.
 func TestStopAndStart(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
 		s := newShop(t, url, "-dispatch-steps", "20", "-dispatch-interval", "50ms")
 		s.run()
 		waiting := s.mustPost("/checkout/stop-waiting")
@@ -276,8 +282,10 @@ func chaosSeed(t *testing.T) uint64 {
 // replays the same moments (CHAOS_SEED), though not the same
 // interleaving: the processes' timing is the machine's.
 func TestKillAtRandomMoments(t *testing.T) {
+	t.Parallel()
 	seed := chaosSeed(t)
 	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
 		random := rand.New(rand.NewPCG(seed, 0))
 		// Its customers all come from 127.0.0.1, faster than one client may.
 		s := newShop(t, url, "-payment-timeout", "30s", "-dispatch-steps", "3", "-dispatch-interval", "50ms", "-checkouts-per-minute", "0")
@@ -350,6 +358,7 @@ func TestKillAtRandomMoments(t *testing.T) {
 // supervised shop: a new server process serves again by itself, and the
 // order placed before the crash is paid and dispatched after it.
 func TestSupervisorRestartsAfterCrash(t *testing.T) {
+	t.Parallel()
 	s := newShop(t, dbtest.NewDatabase(t, "sqlite"), "-dispatch-steps", "3", "-dispatch-interval", "50ms")
 	s.startProcess() // supervised: the default
 	s.awaitHealthy()
@@ -382,6 +391,7 @@ func TestSupervisorRestartsAfterCrash(t *testing.T) {
 // would: a checkout started on one is paid through the other, and an
 // instance killed mid-dispatch finishes its dispatch when it comes back.
 func TestTwoInstancesShareOnePostgres(t *testing.T) {
+	t.Parallel()
 	url := dbtest.NewDatabase(t, "postgres")
 	a := newShop(t, url, "-executor-id", "instance-a", "-dispatch-steps", "40", "-dispatch-interval", "25ms")
 	b := newShop(t, url, "-executor-id", "instance-b", "-dispatch-steps", "40", "-dispatch-interval", "25ms")
@@ -411,6 +421,7 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 // over its workflows, so its waiting checkout is paid and its dispatch
 // finishes.
 func TestSilentInstanceTakenOver(t *testing.T) {
+	t.Parallel()
 	url := dbtest.NewDatabase(t, "postgres")
 	args := []string{"-takeover-after", "2s", "-dispatch-steps", "200", "-dispatch-interval", "40ms"}
 	a := newShop(t, url, append(args, "-executor-id", "instance-a")...)

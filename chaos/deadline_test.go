@@ -13,7 +13,9 @@ import (
 // order is dispatched, not cancelled as unpaid), and its redelivery
 // answers the same order.
 func TestPaymentBeforeDeadlineSurvivesKill(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
 		const timeout = 2 * time.Second
 		s := newShop(t, url, "-payment-timeout", timeout.String(), "-dispatch-steps", "3", "-dispatch-interval", "50ms")
 		s.run()

@@ -18,6 +18,7 @@ import (
 // without a restart, and the shop must say it is not ready while its
 // database refuses writes. It needs root, for the mount.
 func TestDiskFullHeals(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("TestDiskFullHeals mounts a tmpfs and needs root, which CI=true requires")

@@ -349,6 +349,7 @@ func (s *shop) get(path string) (int, string, error) {
 // was given at its first run (it asks for 127.0.0.1:0) and comes back to it
 // after a kill; a stop with nothing running does nothing.
 func TestHarnessComesBackOnItsAddress(t *testing.T) {
+	t.Parallel()
 	s := newShop(t, dbtest.NewDatabase(t, "sqlite"))
 	s.run()
 	first := s.url()

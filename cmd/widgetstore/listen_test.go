@@ -18,6 +18,8 @@ import (
 // the server closes each after its timeout, serving others meanwhile; and
 // beyond -max-conns a new connection waits until one is closed.
 func TestServerTimesOutSlowClients(t *testing.T) {
+	// Not parallel: it times the server's answers to the half second, which
+	// the other tests' load would blur.
 	const timeout, maxConns = time.Second, 6
 	r := startRun(t, nil, "-read-timeout", timeout.String(), "-idle-timeout", timeout.String(), "-max-conns", fmt.Sprint(maxConns))
 

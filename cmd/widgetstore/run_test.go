@@ -19,6 +19,7 @@ import (
 )
 
 func TestParseConfig(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		args     []string
@@ -65,6 +66,7 @@ func TestParseConfig(t *testing.T) {
 // refused, with what to do, unless both secrets are set or -open-demo says
 // the open demo is meant.
 func TestParseConfigGuardsTheNetwork(t *testing.T) {
+	t.Parallel()
 	secrets := map[string]string{"WEBHOOK_SECRET": "w", "OPERATOR_TOKEN": "o"}
 	tests := []struct {
 		args []string
@@ -103,6 +105,7 @@ func TestParseConfigGuardsTheNetwork(t *testing.T) {
 // TestLogModeSaysOneLine: the start's one line says who can reach the shop
 // and what is open to them.
 func TestLogModeSaysOneLine(t *testing.T) {
+	t.Parallel()
 	loopback := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
 	everywhere := &net.TCPAddr{IP: net.IPv4zero, Port: 8080}
 	secret := []byte("s")
@@ -134,6 +137,7 @@ func TestLogModeSaysOneLine(t *testing.T) {
 // TestHelpHidesTheDatabasePassword: -h shows no DATABASE_URL, and tells to
 // pass a password there, not with -db, which ps shows.
 func TestHelpHidesTheDatabasePassword(t *testing.T) {
+	t.Parallel()
 	var help strings.Builder
 	env := map[string]string{"DATABASE_URL": "postgres://shop:hunter2@db.internal/shop"}
 	if _, err := parseConfig([]string{"-h"}, func(k string) string { return env[k] }, &help); !errors.Is(err, flag.ErrHelp) {
@@ -151,6 +155,7 @@ func TestHelpHidesTheDatabasePassword(t *testing.T) {
 // fresh SQLite file, then cancels it: run must shut down cleanly. It says
 // once, at start, that it serves the local demo.
 func TestRunServesAndShutsDown(t *testing.T) {
+	t.Parallel()
 	r := startRun(t, nil)
 	resp, err := http.Get("http://" + r.addr + "/healthz")
 	if err != nil {
@@ -177,6 +182,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 
 // TestRunLimitsCheckouts: the limits' flags reach the server.
 func TestRunLimitsCheckouts(t *testing.T) {
+	t.Parallel()
 	r := startRun(t, nil, "-checkouts-per-minute", "2")
 	for i, want := range []int{200, 200, 429} {
 		resp, err := http.Post(fmt.Sprintf("http://%s/checkout/key-%d", r.addr, i), "", nil)

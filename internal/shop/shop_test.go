@@ -11,6 +11,7 @@ import (
 )
 
 func TestValidateKey(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		key string
 		ok  bool
@@ -44,6 +45,7 @@ func TestValidateKey(t *testing.T) {
 }
 
 func TestValidatePaymentID(t *testing.T) {
+	t.Parallel()
 	issued := "pay_" + rand.Text() // as the checkout makes them
 	tests := []struct {
 		id string
@@ -77,6 +79,7 @@ func TestValidatePaymentID(t *testing.T) {
 }
 
 func TestParsePaymentStatus(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"paid", "failed"} {
 		if got, err := shop.ParsePaymentStatus(s); err != nil || string(got) != s {
 			t.Errorf("ParsePaymentStatus(%q) = %q, %v", s, got, err)
@@ -90,6 +93,7 @@ func TestParsePaymentStatus(t *testing.T) {
 }
 
 func TestLegacyCodes(t *testing.T) {
+	t.Parallel()
 	// The seed's clients read these integers.
 	want := map[shop.OrderStatus]int{shop.StatusPending: 0, shop.StatusDispatched: 1, shop.StatusPaid: 2, shop.StatusCancelled: -1}
 	for status, code := range want {
@@ -100,6 +104,7 @@ func TestLegacyCodes(t *testing.T) {
 }
 
 func TestProgressRemaining(t *testing.T) {
+	t.Parallel()
 	paid := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	order := shop.Order{Status: shop.StatusPaid, PaidAt: paid, DispatchSteps: 10, DispatchInterval: time.Second}
 	tests := []struct {

@@ -44,6 +44,7 @@ const (
 // an operator would: buy, pay, refuse, run out of stock, restock, resume a
 // cancelled checkout and crash, asserting on what the page shows.
 func TestBrowser(t *testing.T) {
+	t.Parallel()
 	chromium := findChromium(t)
 	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), browserConfig)
 	b := newBrowser(t, chromium)
@@ -251,6 +252,7 @@ func TestBrowser(t *testing.T) {
 // page cannot send, the operator's section says so once, shows no table, and
 // the page stops asking; the shop itself works on.
 func TestBrowserOperatorToken(t *testing.T) {
+	t.Parallel()
 	chromium := findChromium(t)
 	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), browserConfig, web.Options{OperatorToken: []byte("s3cret")})
 	b := newBrowser(t, chromium)
@@ -282,6 +284,7 @@ func TestBrowserOperatorToken(t *testing.T) {
 // limit by heart would let the larger quantity through to the server,
 // which would take it.
 func TestBrowserQuantityLimitFromServer(t *testing.T) {
+	t.Parallel()
 	chromium := findChromium(t)
 	const limit = 4
 	s := newTestServerWrapped(t, dbtest.NewDatabase(t, "sqlite"), browserConfig, web.Options{}, func(h http.Handler) http.Handler {
@@ -334,6 +337,7 @@ func TestBrowserQuantityLimitFromServer(t *testing.T) {
 // same checkout (its idempotency key is kept in localStorage) and never
 // places a second order.
 func TestBrowserReloadMidPurchase(t *testing.T) {
+	t.Parallel()
 	chromium := findChromium(t)
 	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), browserConfig)
 	b := newBrowser(t, chromium)

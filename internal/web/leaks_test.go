@@ -10,6 +10,7 @@ import (
 // TestHealthzTellsNothingOfTheProcess: a probe learns that the shop
 // serves, not its process id.
 func TestHealthzTellsNothingOfTheProcess(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), testConfig)
 	if r := s.do(t, "GET", "/healthz", ""); r.status != 200 || r.body != "{\"status\":\"ok\"}\n" {
 		t.Errorf("GET /healthz: %d %s, want 200 {\"status\":\"ok\"}", r.status, r.body)
@@ -19,6 +20,7 @@ func TestHealthzTellsNothingOfTheProcess(t *testing.T) {
 // TestStaticServesFilesOnly: the page's files are served; a directory is
 // neither listed nor answered with its index.html, but not found, as JSON.
 func TestStaticServesFilesOnly(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), testConfig)
 	for _, tt := range []struct{ path, contentType string }{
 		{"/static/app.js", "text/javascript; charset=utf-8"},

@@ -95,7 +95,9 @@ func mustBuy(t testing.TB, what string, a answer) string {
 // at most what the limits allow, and the honest buyers at other addresses
 // buy the rest meanwhile.
 func TestFloodingClientLeavesStockToOthers(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
 		limits := web.CheckoutLimits{PerMinute: 30, PendingUnits: 4, PaymentWindow: testConfig.PaymentTimeout}
 		s := newTestServerWith(t, url, testConfig, web.Options{Limits: limits})
 		flooder := s.clientAt(t, "127.0.0.2")
@@ -155,7 +157,9 @@ func TestFloodingClientLeavesStockToOthers(t *testing.T) {
 // its checkouts are paid or refused, and a retry of a key it already
 // started, at its limit, answers as before.
 func TestPendingUnitsAreReleased(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
 		s := newTestServerWith(t, url, testConfig, web.Options{Limits: web.CheckoutLimits{PendingUnits: 4, PaymentWindow: testConfig.PaymentTimeout}})
 		c := s.clientAt(t, "127.0.0.2")
 		first := mustBuy(t, "3 units", c.buy("first", 1, 3))
@@ -186,6 +190,7 @@ func TestPendingUnitsAreReleased(t *testing.T) {
 // TestPendingUnitsReleasedByTimeout: a checkout that is never paid holds
 // its units until it times out, and no longer.
 func TestPendingUnitsReleasedByTimeout(t *testing.T) {
+	t.Parallel()
 	cfg := checkout.Config{PaymentTimeout: 2 * time.Second, DispatchSteps: 1, DispatchInterval: time.Millisecond}
 	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), cfg, web.Options{Limits: web.CheckoutLimits{PendingUnits: 10, PaymentWindow: cfg.PaymentTimeout}})
 	c := s.clientAt(t, "127.0.0.2")
@@ -212,6 +217,7 @@ func TestPendingUnitsReleasedByTimeout(t *testing.T) {
 // retries of a key are not new checkouts, and other clients are not
 // slowed.
 func TestCheckoutRate(t *testing.T) {
+	t.Parallel()
 	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), testConfig, web.Options{Limits: web.CheckoutLimits{PerMinute: 3}})
 	c := s.clientAt(t, "127.0.0.2")
 	var paid []string
@@ -237,6 +243,7 @@ func TestCheckoutRate(t *testing.T) {
 // TestBehindProxy: the client is the last X-Forwarded-For address with
 // BehindProxy, and the connection's address without it.
 func TestBehindProxy(t *testing.T) {
+	t.Parallel()
 	forwarded := func(addrs string) []string { return []string{"X-Forwarded-For", addrs} }
 	limits := web.CheckoutLimits{PerMinute: 1}
 

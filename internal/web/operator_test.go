@@ -16,7 +16,9 @@ import (
 // mistake shows in the operator's list, and resumed, it takes its payment
 // and dispatches as if nothing had happened.
 func TestOperatorResumesACancelledCheckout(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
 		s := newTestServer(t, url, testConfig)
 		paymentID := s.do(t, "POST", "/checkout/cancelled-by-mistake", "").body
 		if err := s.co.Cancel(context.Background(), "cancelled-by-mistake"); err != nil {
@@ -77,6 +79,7 @@ func TestOperatorResumesACancelledCheckout(t *testing.T) {
 // TestOperatorToken: with a token, the operator's requests need it; the
 // customer's do not.
 func TestOperatorToken(t *testing.T) {
+	t.Parallel()
 	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), testConfig, web.Options{OperatorToken: []byte("s3cret")})
 	before := s.snapshot(t)
 	for _, path := range []string{"/restock", "/crash_application", "/api/workflows/x/resume"} {

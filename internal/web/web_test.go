@@ -154,7 +154,9 @@ func (s *testServer) snapshot(t testing.TB) string {
 }
 
 func TestSeedFlow(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
 		s := newTestServer(t, url, testConfig)
 
 		r := s.do(t, "GET", "/product", "")
@@ -230,7 +232,9 @@ func TestSeedFlow(t *testing.T) {
 }
 
 func TestBadRequestsChangeNothing(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
 		s := newTestServer(t, url, testConfig)
 		paymentID := s.do(t, "POST", "/checkout/settled", "").body
 		if r := s.do(t, "POST", "/payment_webhook/"+paymentID+"/failed", ""); r.status != 200 {
@@ -294,6 +298,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 }
 
 func TestPage(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), testConfig)
 	for _, path := range []string{"/", "/static/app.js", "/static/style.css"} {
 		if r := s.do(t, "GET", path, ""); r.status != 200 || len(r.body) < 100 {
@@ -312,6 +317,7 @@ func TestPage(t *testing.T) {
 // TestSignedWebhook: with a secret, only reports signed with it, for that
 // payment and that status, are taken; the others change nothing.
 func TestSignedWebhook(t *testing.T) {
+	t.Parallel()
 	secret := []byte("shared with the payment provider")
 	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), testConfig, web.Options{WebhookSecret: secret})
 	paymentID := s.do(t, "POST", "/checkout/signed", "").body
@@ -346,6 +352,7 @@ func TestSignedWebhook(t *testing.T) {
 // and the file server's 404, answers {"error": ...} like every other error,
 // and a 405 still says which methods the route takes.
 func TestErrorsAreJSON(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), testConfig)
 	tests := []struct {
 		method, path string
@@ -404,6 +411,7 @@ func TestErrorsAreJSON(t *testing.T) {
 // failure is logged once, at Error, with the request's method and path and
 // the database's error.
 func TestInternalErrorLoggedOnce(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), testConfig)
 	if _, err := s.db.SQLite.Exec("ALTER TABLE products RENAME TO products_gone"); err != nil {
 		t.Fatal(err)
@@ -427,6 +435,7 @@ func TestInternalErrorLoggedOnce(t *testing.T) {
 // buy of it, and that is the limit the checkout keeps: that many is
 // accepted, one more refused with 400 naming the limit.
 func TestQuantityLimitAdvertised(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), testConfig)
 	var products []struct {
 		ID          int64 `json:"product_id"`
