@@ -141,6 +141,13 @@ func TestUnavailableDatabaseAnswers503(t *testing.T) {
 	if !saw503 {
 		t.Error("no request met a cut connection: the test proves nothing")
 	}
+	// Each 503 is logged once, at Warn: a moment's trouble, not a failure.
+	if n := len(s.logs.lines("request.path=/order/1", "status=503", "level=WARN")); n != statuses[http.StatusServiceUnavailable] {
+		t.Errorf("%d 503s logged at Warn, want one per 503 (%d)", n, statuses[http.StatusServiceUnavailable])
+	}
+	if errs := s.logs.lines("request.path=/order/1", "level=ERROR"); len(errs) > 0 {
+		t.Errorf("the cut connections were logged as errors:\n%s", strings.Join(errs, "\n"))
+	}
 	if r := s.do(t, "POST", "/payment_webhook/"+paymentID+"/paid", ""); r.status != 200 {
 		t.Errorf("paying after the cut: %d %s", r.status, r.body)
 	}

@@ -7,17 +7,21 @@ import (
 	"time"
 )
 
-// logRequest writes the request's one log line: at Error when the shop
-// failed to answer (a 5xx, or an answer it could not write), with the
-// error the handler noted; at Debug otherwise, and when the client left
-// before its answer.
+// logRequest writes the request's one log line, with the error the
+// handler noted, if any: at Error for a 500, where the shop failed; at Warn
+// for another 5xx, whose answer says why and to retry (the database out of
+// reach for a moment, or refusing writes), and for an answer that could not
+// be written; at Debug otherwise, and when the client left before its
+// answer.
 func (s *Server) logRequest(r *http.Request, rec *statusRecorder, d time.Duration) {
 	request := slog.Group("request", "method", r.Method, "path", r.URL.Path)
 	switch {
 	case rec.err != nil && r.Context().Err() != nil:
 		s.logger.Debug("client went away", request, "status", rec.status, "duration", d, slog.Any("error", rec.err))
-	case rec.status >= 500 || rec.err != nil:
+	case rec.status == http.StatusInternalServerError:
 		s.logger.Error("request failed", request, "status", rec.status, "duration", d, slog.Any("error", rec.err))
+	case rec.status >= 500 || rec.err != nil:
+		s.logger.Warn("request failed", request, "status", rec.status, "duration", d, slog.Any("error", rec.err))
 	default:
 		s.logger.Debug("request", request, "status", rec.status, "duration", d)
 	}
