@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,25 +295,36 @@ func TestKillAtRandomMoments(t *testing.T) {
 		stock := s.inventory(1)
 
 		// Customers buy one widget after another until the kills are over,
-		// or until they have bought what the stock can serve.
+		// or until they have bought what the stock can serve (and GET
+		// /orders lists), pausing a moment between two purchases, as people
+		// do: without the pauses the purchases, which take milliseconds,
+		// could all be over before the first kill.
 		const customers, most = 4, 25
+		const pause = 150 * time.Millisecond // at most
 		var (
 			mu        sync.Mutex
 			purchases []*purchase
 			wg        sync.WaitGroup
+			buying    atomic.Int32 // purchases under way
 		)
 		killsOver := make(chan struct{})
 		until := time.Now().Add(2 * time.Minute)
 		for c := range customers {
+			pauses := rand.New(rand.NewPCG(seed, uint64(c)+1))
 			wg.Go(func() {
 				for i := range most {
+					if i > 0 {
+						time.Sleep(time.Duration(pauses.Int64N(int64(pause))))
+					}
 					select {
 					case <-killsOver:
 						return
 					default:
 					}
 					p := &purchase{key: fmt.Sprintf("random-%d-%d", c, i), pay: i%3 != 2}
+					buying.Add(1)
 					s.buy(p, until)
+					buying.Add(-1)
 					mu.Lock()
 					purchases = append(purchases, p)
 					mu.Unlock()
@@ -321,6 +333,10 @@ func TestKillAtRandomMoments(t *testing.T) {
 		}
 		for range 5 {
 			time.Sleep(time.Duration(100+random.IntN(400)) * time.Millisecond)
+			// The kill lands during a purchase, if one starts within a second.
+			for waited := time.Now(); buying.Load() == 0 && time.Since(waited) < time.Second; {
+				time.Sleep(time.Millisecond)
+			}
 			s.kill()
 			s.run()
 		}
