@@ -94,8 +94,9 @@ func decode(r *http.Request, v any) error {
 
 // jsonErrors turns the error answers that do not come from writeError into
 // {"error": ...} too: the mux's own 404 (no route) and 405 (a route, but
-// not for this method; its Allow header is kept), and the file server's.
-// Every error the shop answers is then JSON.
+// not for this method; its Allow header is kept), and net/http's others
+// (http.ServeContent's 416 for a range past a file's end, say). Every error
+// the shop answers is then JSON.
 type jsonErrors struct {
 	http.ResponseWriter
 	r       *http.Request
