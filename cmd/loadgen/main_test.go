@@ -618,3 +618,36 @@ func TestLSN(t *testing.T) {
 		}
 	}
 }
+
+func TestShopFlagsFor(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	script := func(name, body string) shopBinary {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return shopBinary{Label: name, Path: path}
+	}
+	// A build with one of the limits, listed as the flag package does.
+	newer := script("newer", `cat >&2 <<'END'
+Usage of widgetstore:
+  -addr string
+    	address to serve on (default "127.0.0.1:8080")
+  -pending-units int
+    	units one client may hold (default 20)
+END
+exit 1
+`)
+	args, err := shopFlagsFor(t.Context(), newer)
+	if err != nil || !reflect.DeepEqual(args, []string{"-pending-units", "0"}) {
+		t.Errorf("a build with -pending-units only: %q, %v", args, err)
+	}
+	older := script("older", "echo 'Usage of widgetstore:' >&2; echo '  -addr string' >&2; exit 2\n")
+	if args, err := shopFlagsFor(t.Context(), older); err != nil || len(args) != 0 {
+		t.Errorf("a build without the limits: %q, %v; want no flags", args, err)
+	}
+	if _, err := shopFlagsFor(t.Context(), script("silent", "exit 0\n")); err == nil {
+		t.Error("a binary that lists no flags: accepted, want an error")
+	}
+}

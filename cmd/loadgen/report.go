@@ -69,12 +69,13 @@ type sweepReport struct {
 // runRow is one run of a sweep. Counts that do not apply (the shop's CPU
 // against -url, PostgreSQL's on SQLite) are left out of the JSON.
 type runRow struct {
-	Round     int    `json:"round"`
-	Binary    string `json:"binary"`
-	Engine    string `json:"engine,omitempty"`
-	Customers int    `json:"customers"`
-	Database  string `json:"database,omitempty"` // PostgreSQL's, dropped after the run
-	Failed    string `json:"failed,omitempty"`   // why the run could not be measured
+	Round     int      `json:"round"`
+	Binary    string   `json:"binary"`
+	Engine    string   `json:"engine,omitempty"`
+	Customers int      `json:"customers"`
+	ShopArgs  []string `json:"shop_args,omitempty"` // beyond -supervise=false -crash-button=false -addr -db
+	Database  string   `json:"database,omitempty"`  // PostgreSQL's, dropped after the run
+	Failed    string   `json:"failed,omitempty"`    // why the run could not be measured
 
 	LoadSeconds         float64 `json:"load_seconds"`     // the load window, -duration
 	MeasuredSeconds     float64 `json:"measured_seconds"` // the load and the wait for its dispatches
@@ -306,8 +307,8 @@ func (rep sweepReport) printNotes(b *strings.Builder) {
 			}
 		}
 		if r.Checkpoints != nil && *r.Checkpoints > 0 {
-			fmt.Fprintf(b, "\n%s: %d checkpoints during the run; the first change of each page after one writes it whole (FPI db)\n",
-				name, *r.Checkpoints)
+			fmt.Fprintf(b, "\n%s: %s during the run; the first change of each page after one writes it whole (FPI db)\n",
+				name, plural(*r.Checkpoints, "checkpoint"))
 		}
 	}
 }
@@ -326,6 +327,14 @@ func opt(v *float64, decimals int) string {
 		return "-"
 	}
 	return strconv.FormatFloat(*v, 'f', decimals, 64)
+}
+
+// plural is "1 thing" or "n things".
+func plural(n int64, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // oneLine is s on one line, its runs of white space made one space, cut

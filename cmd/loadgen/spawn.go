@@ -48,8 +48,9 @@ type shopProcess struct {
 }
 
 // startShop creates a fresh database on engine and starts bin on it, on a
-// loopback port of its choosing, and returns once it serves.
-func startShop(ctx context.Context, cfg config, bin shopBinary, engine string) (_ *shopProcess, err error) {
+// loopback port of its choosing, with args and then -shop-args, and
+// returns once it serves.
+func startShop(ctx context.Context, cfg config, bin shopBinary, engine string, args []string) (_ *shopProcess, err error) {
 	dir, err := os.MkdirTemp("", "loadgen-*")
 	if err != nil {
 		return nil, fmt.Errorf("making the run's directory: %w", err)
@@ -70,8 +71,8 @@ func startShop(ctx context.Context, cfg config, bin shopBinary, engine string) (
 	}
 	// Loopback and both secrets always: later shops may refuse to serve
 	// anything else without secrets.
-	args := append([]string{"-supervise=false", "-crash-button=false", "-addr", "127.0.0.1:0", "-db", p.db.url}, cfg.shopArgs...)
-	p.cmd = exec.Command(bin.Path, args...)
+	args = append([]string{"-supervise=false", "-crash-button=false", "-addr", "127.0.0.1:0", "-db", p.db.url}, args...)
+	p.cmd = exec.Command(bin.Path, append(args, cfg.shopArgs...)...)
 	p.cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+string(p.webhookSecret), "OPERATOR_TOKEN="+p.operatorToken)
 	p.cmd.Stderr = p.logf
 	stopWithParent(p.cmd)
@@ -258,4 +259,41 @@ func redactURL(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// benchFlags are the shop's flags that loadgen sets for every run where the
+// build has them (older builds do not, and would refuse an unknown flag):
+// the per-client checkout limits guard against one client hoarding the
+// stock, and loadgen's customers are all one client, 127.0.0.1. -shop-args
+// come after them, so they can set them otherwise.
+var benchFlags = []struct{ name, value string }{
+	{"checkouts-per-minute", "0"},
+	{"pending-units", "0"},
+}
+
+// shopFlagsFor returns the benchFlags that the binary has, as arguments,
+// from what its -h lists.
+func shopFlagsFor(ctx context.Context, bin shopBinary) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// -h makes the shop print its flags and exit 1 before it opens
+	// anything; an exit code is no error here, no listing is.
+	out, _ := exec.CommandContext(ctx, bin.Path, "-h").CombinedOutput()
+	listed := map[string]bool{}
+	for line := range strings.Lines(string(out)) {
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "-"); ok && strings.HasPrefix(line, "  -") {
+			name, _, _ = strings.Cut(name, " ")
+			listed[name] = true
+		}
+	}
+	if len(listed) == 0 {
+		return nil, fmt.Errorf("%s -h lists no flags: is it a widgetstore?", bin.Path)
+	}
+	var args []string
+	for _, f := range benchFlags {
+		if listed[f.name] {
+			args = append(args, "-"+f.name, f.value)
+		}
+	}
+	return args, nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -55,6 +57,17 @@ func planRuns(cfg config) []runSpec {
 // A run that cannot be measured is reported as failed and the sweep goes
 // on; the command fails at the end.
 func runSweep(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	benchArgs := map[string][]string{}
+	for _, bin := range cfg.shops {
+		args, err := shopFlagsFor(ctx, bin)
+		if err != nil {
+			return err
+		}
+		benchArgs[bin.Label] = args
+		if all := append(slices.Clone(args), cfg.shopArgs...); len(all) > 0 {
+			fmt.Fprintf(stderr, "loadgen: %s runs with %s\n", bin.Label, strings.Join(all, " "))
+		}
+	}
 	specs := planRuns(cfg)
 	rep := sweepReport{Product: cfg.product, Duration: cfg.duration.String(), Warmup: cfg.warmup, Window: windowNote}
 	failed := 0
@@ -64,7 +77,7 @@ func runSweep(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "loadgen: run %d/%d: %s %s C=%d (round %d)\n",
 			i+1, len(specs), spec.label(cfg), spec.engine, spec.customers, spec.round)
-		row := measure(ctx, cfg, spec)
+		row := measure(ctx, cfg, spec, benchArgs[spec.label(cfg)])
 		if row.Failed != "" {
 			failed++
 			fmt.Fprintf(stderr, "loadgen:   failed: %s\n", row.Failed)
@@ -88,11 +101,14 @@ func runSweep(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 }
 
 // measure makes one run and reports it; a run that could not be measured
-// says why in Failed.
-func measure(ctx context.Context, cfg config, spec runSpec) runRow {
+// says why in Failed. benchArgs are the benchFlags the shop has.
+func measure(ctx context.Context, cfg config, spec runSpec, benchArgs []string) runRow {
 	row := runRow{Round: spec.round, Binary: spec.label(cfg), Engine: spec.engine, Customers: spec.customers,
 		ErrorKinds: map[string]*errorKind{}}
-	if err := measureInto(ctx, cfg, spec, &row); err != nil {
+	if spec.shop != nil {
+		row.ShopArgs = append(slices.Clone(benchArgs), cfg.shopArgs...)
+	}
+	if err := measureInto(ctx, cfg, spec, benchArgs, &row); err != nil {
 		row.Failed = err.Error()
 	}
 	return row
@@ -101,11 +117,11 @@ func measure(ctx context.Context, cfg config, spec runSpec) runRow {
 // measureInto makes one run: start the shop on a fresh database (with
 // -shop), warm up, wait for the warm-up's dispatches, then measure the
 // load and the wait for its dispatches, and stop the shop.
-func measureInto(ctx context.Context, cfg config, spec runSpec, row *runRow) (err error) {
+func measureInto(ctx context.Context, cfg config, spec runSpec, benchArgs []string, row *runRow) (err error) {
 	baseURL, secret, token := cfg.baseURL, cfg.webhookSecret, cfg.operatorToken
 	var proc *shopProcess
 	if spec.shop != nil {
-		if proc, err = startShop(ctx, cfg, *spec.shop, spec.engine); err != nil {
+		if proc, err = startShop(ctx, cfg, *spec.shop, spec.engine, benchArgs); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, proc.cleanUp(context.WithoutCancel(ctx))) }()
