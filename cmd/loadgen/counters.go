@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"strconv"
@@ -26,6 +27,7 @@ type pgCounters struct {
 	// ownCommits are the transactions loadgen's own queries committed in
 	// the run's database since the first snapshot: not the shop's.
 	ownCommits int64
+	notes      []string // what could not be measured as it should
 }
 
 // pgSnapshot is what PostgreSQL's counters say at one moment.
@@ -72,8 +74,20 @@ func newPGCounters(ctx context.Context, adminURL, dbURL, database string) (_ *pg
 		if c.walConn, err = connectPG(ctx, dbURL); err != nil {
 			return nil, err
 		}
+		c.keepWAL(ctx)
 	}
 	return c, nil
+}
+
+// keepWAL creates a temporary replication slot on the WAL reader's
+// connection: the server then keeps the WAL from here on until that
+// connection closes, checkpoints or not. Without it (no privilege, no slot
+// free) the reader may find the WAL gone.
+func (c *pgCounters) keepWAL(ctx context.Context) {
+	slot := "loadgen_" + strings.ToLower(rand.Text()[:16])
+	if _, err := c.walConn.Exec(ctx, "SELECT pg_create_physical_replication_slot($1, true, true)", slot); err != nil {
+		c.notes = append(c.notes, fmt.Sprintf("no replication slot to keep the WAL until it is read: %v", err))
+	}
 }
 
 func (c *pgCounters) close(ctx context.Context) {

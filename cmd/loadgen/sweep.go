@@ -205,6 +205,7 @@ func readPostgres(ctx context.Context, pg *pgCounters, proc *shopProcess, before
 	res.commits -= before.commits
 	res.rollbacks -= before.rollbacks
 	row.setPostgres(pg, res)
+	row.Notes = append(row.Notes, pg.notes...)
 	return nil
 }
 

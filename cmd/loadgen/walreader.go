@@ -16,8 +16,9 @@ const walReadInterval = 500 * time.Millisecond
 // written, with pg_walinspect: those that change its pages, and the
 // commit records of the transactions that did; other databases' records
 // and the server's own (checkpoints and the like) are left out. It reads
-// as the run goes, not once at its end, because the server removes the
-// WAL at each checkpoint, and on a shared server every DROP DATABASE
+// as the run goes, so that the last read is short and, should the
+// replication slot be missing (see keepWAL), the WAL is read before the
+// next checkpoint removes it: on a shared server every DROP DATABASE
 // forces one.
 type walReader struct {
 	conn    *pgx.Conn // to the run's database, where pg_walinspect is; the reader's own
@@ -57,7 +58,7 @@ func (w *walReader) loop(ctx context.Context) {
 	for {
 		select {
 		case <-ticker.C:
-			if err := w.read(ctx, 0); err != nil {
+			if _, err := w.read(ctx, 0); err != nil {
 				w.done <- err
 				return
 			}
@@ -79,41 +80,41 @@ func (w *walReader) finish(end uint64) (walBytes, int64, error) {
 	return w.total, w.queries, err
 }
 
-// readTo reads until end, which may not have been flushed yet.
+// readTo reads until end, which may not have been flushed yet: once the
+// server has flushed past it, every record that ends before it is read.
 func (w *walReader) readTo(ctx context.Context, end uint64) error {
 	deadline := time.Now().Add(10 * time.Second)
-	for w.next < end {
-		if err := w.read(ctx, end); err != nil {
+	for {
+		to, err := w.read(ctx, end)
+		if err != nil || to >= end {
 			return err
 		}
-		if w.next < end {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("the WAL up to %s was not flushed within 10 s", formatLSN(end))
-			}
-			time.Sleep(50 * time.Millisecond)
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the WAL up to %s was not flushed within 10 s", formatLSN(end))
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return nil
 }
 
 // read reads the records from w.next to what the server has flushed
-// (pg_walinspect reads no further), and to end if it is not 0. A record
-// that crosses that point is read the next time, in full.
-func (w *walReader) read(ctx context.Context, end uint64) error {
+// (pg_walinspect reads no further), and to end if it is not 0, and
+// returns where it read to. A record that crosses that point is read the
+// next time, in full.
+func (w *walReader) read(ctx context.Context, end uint64) (uint64, error) {
 	var flushed string
 	if err := w.conn.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn()::text").Scan(&flushed); err != nil {
-		return fmt.Errorf("reading the WAL flush position: %w", err)
+		return 0, fmt.Errorf("reading the WAL flush position: %w", err)
 	}
 	w.queries++
 	to, err := parseLSN(flushed)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if end != 0 {
 		to = min(to, end)
 	}
 	if to <= w.next {
-		return nil
+		return to, nil
 	}
 	rows, err := w.conn.Query(ctx, `
 		SELECT xid::text,
@@ -125,7 +126,7 @@ func (w *walReader) read(ctx context.Context, end uint64) error {
 		FROM pg_get_wal_records_info($1::text::pg_lsn, $2::text::pg_lsn)
 		GROUP BY xid`, formatLSN(w.next), formatLSN(to), w.pattern)
 	if err != nil {
-		return fmt.Errorf("reading the WAL with pg_walinspect: %w", err)
+		return 0, fmt.Errorf("reading the WAL with pg_walinspect: %w", err)
 	}
 	w.queries++
 	var last uint64
@@ -136,7 +137,7 @@ func (w *walReader) read(ctx context.Context, end uint64) error {
 			oursLen, fpi, others int64
 		)
 		if err := rows.Scan(&xid, &ours, &oursLen, &fpi, &others, &lastLSN); err != nil {
-			return fmt.Errorf("reading the WAL with pg_walinspect: %w", err)
+			return 0, fmt.Errorf("reading the WAL with pg_walinspect: %w", err)
 		}
 		w.count(xid, ours, oursLen, fpi, others)
 		if lsn, err := parseLSN(lastLSN); err == nil {
@@ -144,12 +145,12 @@ func (w *walReader) read(ctx context.Context, end uint64) error {
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading the WAL with pg_walinspect: %w", err)
+		return 0, fmt.Errorf("reading the WAL with pg_walinspect: %w", err)
 	}
 	if last > w.next {
 		w.next = last
 	}
-	return nil
+	return to, nil
 }
 
 // count adds one transaction's records of one read: those on the
