@@ -70,7 +70,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&cfg.concurrency, "concurrency", 32, "open loop: most purchases in flight at once; starts beyond it are dropped")
 	fs.Float64Var(&cfg.pay, "pay", 0.8, "open loop: fraction of checkouts paid; the rest are refused (/failed)")
 	fs.Int64Var(&cfg.product, "product", 1, "product id to buy, one at a time")
-	fs.BoolVar(&cfg.restock, "restock", true, "POST /restock before starting (the closed loop also restocks as it buys)")
+	fs.BoolVar(&cfg.restock, "restock", true, "POST /restock before starting; the closed loop restocks as it buys instead")
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "timeout of each request")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
 
