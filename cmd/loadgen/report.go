@@ -274,7 +274,7 @@ func (rep sweepReport) print(w io.Writer) error {
 // failures in full, dispatches still pending, other databases' work.
 func (rep sweepReport) printNotes(b *strings.Builder) {
 	for i, r := range rep.Runs {
-		name := fmt.Sprintf("run %d (%s %s C=%d, round %d)", i+1, r.Binary, r.Engine, r.Customers, r.Round)
+		name := fmt.Sprintf("run %d (%s C=%d, round %d)", i+1, strings.TrimSpace(r.Binary+" "+r.Engine), r.Customers, r.Round)
 		if r.Failed != "" {
 			fmt.Fprintf(b, "\n%s failed: %s\n", name, r.Failed)
 			continue
