@@ -27,6 +27,12 @@ bench: ## the payment round trip, and Send/Recv against SetEvent/GetEvent wake-u
 load: ## drive the shop running on :8080 (make run/bench) with the load generator
 	go run ./cmd/loadgen -rate 50 -duration 4s -product 4
 
+# LOAD_ARGS adds to or overrides bench/load's flags, e.g. LOAD_ARGS="-customers 8 -rounds 3".
+bench/load: ## the cost of a purchase: the shop built, started on fresh databases, 1 to 64 customers, both engines
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	go build -o "$$dir/widgetstore" ./cmd/widgetstore && \
+	go run ./cmd/loadgen -shop "$$dir/widgetstore" -engine sqlite,postgres -customers 1,8,32,64 -duration 10s $(LOAD_ARGS)
+
 # staticcheck's version, pinned (honnef.co/go/tools v0.8.2 is staticcheck
 # 2026.2.2); .ci/run pins the same.
 STATICCHECK_VERSION := v0.8.2
@@ -41,4 +47,4 @@ lint: ## vet, staticcheck (installed at its pinned version) and gofmt
 ci: ## what CI runs
 	bash .ci/run
 
-.PHONY: help run run/postgres run/bench test test/race chaos bench load lint ci
+.PHONY: help run run/postgres run/bench test test/race chaos bench load bench/load lint ci

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// errorPause is how long a customer waits after an error before its next
+// purchase: a shop that is down answers at once, and a customer looping on
+// it would count nothing but errors, as fast as it can.
+const errorPause = 50 * time.Millisecond
+
+// restockEvery is how many checkouts the closed loop starts between two
+// restocks. The shop tops stock up to 100 and each checkout holds one, so
+// with C customers in flight the shelf keeps at least 100-32-C: empty
+// only above 68 customers, and then the customer who finds it empty
+// restocks and buys again.
+const restockEvery = 32
+
+// closedLoop is C customers, each buying one widget after another: a
+// checkout with a new key, then the paid webhook for its payment id.
+type closedLoop struct {
+	shop    *shopClient
+	product int64
+	restock bool // keep the shelf stocked (see restockEvery)
+}
+
+// run runs customers until each has made perCustomer purchases (0: no
+// limit) or until the time until (zero: none) has passed, whichever comes
+// first. A purchase that has started always goes on to its webhook, even
+// past until: a checkout left unpaid would wait for its payment long after
+// the run. It returns when every customer has stopped.
+func (l *closedLoop) run(ctx context.Context, customers, perCustomer int, until time.Time) *closedStats {
+	s := &closedStats{windowEnd: until, errors: map[string]*errorKind{}}
+	stock := &restocker{shop: l.shop, stats: s, off: !l.restock}
+	var wg sync.WaitGroup
+	for range customers {
+		wg.Go(func() { l.customer(ctx, s, stock, perCustomer, until) })
+	}
+	wg.Wait()
+	stock.wait()
+	return s
+}
+
+func (l *closedLoop) customer(ctx context.Context, s *closedStats, stock *restocker, perCustomer int, until time.Time) {
+	for n := 0; perCustomer == 0 || n < perCustomer; n++ {
+		if ctx.Err() != nil || (!until.IsZero() && !time.Now().Before(until)) {
+			return
+		}
+		if !l.purchase(ctx, s, stock) {
+			select {
+			case <-time.After(errorPause):
+			case <-ctx.Done():
+			}
+		}
+	}
+}
+
+// purchase buys one widget, and says whether it went without an error.
+func (l *closedLoop) purchase(ctx context.Context, s *closedStats, stock *restocker) bool {
+	key := "load-" + rand.Text()
+	stock.checkoutStarting(ctx)
+
+	t0 := time.Now()
+	status, answer, err := l.shop.checkout(ctx, key, l.product)
+	checkoutTook := time.Since(t0)
+	switch {
+	case err != nil:
+		s.failed(ctx, "checkout", err)
+		return false
+	case status == http.StatusConflict:
+		s.add(func() { s.nOutOfStock++ })
+		return stock.empty(ctx)
+	case status != http.StatusOK:
+		s.record(fmt.Sprintf("checkout: HTTP %d", status), errorMessage(answer))
+		return false
+	}
+	paymentID := strings.TrimSpace(string(answer))
+	if paymentID == "" {
+		s.record("checkout: bad answer", "an empty payment id")
+		return false
+	}
+
+	t1 := time.Now()
+	status, answer, err = l.shop.payment(ctx, paymentID, "paid")
+	done := time.Now()
+	switch {
+	case err != nil:
+		s.failed(ctx, "webhook", err)
+		return false
+	case status != http.StatusOK:
+		s.record(fmt.Sprintf("webhook: HTTP %d", status), errorMessage(answer))
+		return false
+	}
+	if _, err := strconv.ParseInt(strings.TrimSpace(string(answer)), 10, 64); err != nil {
+		s.record("webhook: bad answer", fmt.Sprintf("order id %q is not a number", truncate(string(answer))))
+		return false
+	}
+	s.purchased(checkoutTook, done.Sub(t1), done.Sub(t0), done)
+	return true
+}
+
+// closedStats gathers the outcome of the purchases of one closed loop.
+type closedStats struct {
+	mu                 sync.Mutex
+	windowEnd          time.Time // purchases done by then are in the window
+	nCompleted         int
+	nCompletedInWindow int
+	nOutOfStock        int
+	nRestocks          int
+	nErrors            int
+	nInterrupted       int // cut short when ctx ended
+	checkout           []time.Duration
+	webhook            []time.Duration
+	purchase           []time.Duration // checkout sent to webhook answered
+	errors             map[string]*errorKind
+}
+
+func (s *closedStats) add(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
+}
+
+func (s *closedStats) purchased(checkout, webhook, purchase time.Duration, done time.Time) {
+	s.add(func() {
+		s.nCompleted++
+		if s.windowEnd.IsZero() || !done.After(s.windowEnd) {
+			s.nCompletedInWindow++
+		}
+		s.checkout = append(s.checkout, checkout)
+		s.webhook = append(s.webhook, webhook)
+		s.purchase = append(s.purchase, purchase)
+	})
+}
+
+// failed records a call that got no answer: interrupted when ctx ended,
+// else a timeout or a transport error.
+func (s *closedStats) failed(ctx context.Context, call string, err error) {
+	if ctx.Err() != nil {
+		s.add(func() { s.nInterrupted++ })
+		return
+	}
+	kind := call + ": transport error"
+	if errors.Is(err, context.DeadlineExceeded) {
+		kind = call + ": timeout"
+	}
+	s.record(kind, err.Error())
+}
+
+func (s *closedStats) record(kind, example string) {
+	s.add(func() {
+		s.nErrors++
+		e := s.errors[kind]
+		if e == nil {
+			e = &errorKind{Example: example}
+			s.errors[kind] = e
+		}
+		e.Count++
+	})
+}
+
+// restocker keeps the shelf stocked for a closed loop: it restocks every
+// restockEvery checkouts without holding anyone up, and at once when a
+// customer finds the shelf empty. One restock runs at a time.
+type restocker struct {
+	shop  *shopClient
+	stats *closedStats
+	off   bool
+
+	mu      sync.Mutex
+	since   int           // checkouts started since the last restock began
+	running chan struct{} // closed when the restock under way ends; nil if none
+	wg      sync.WaitGroup
+}
+
+// checkoutStarting counts a checkout, and starts a restock every
+// restockEvery of them.
+func (r *restocker) checkoutStarting(ctx context.Context) {
+	if r.off {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.since++
+	if r.since >= restockEvery && r.running == nil {
+		r.startLocked(ctx)
+	}
+}
+
+// empty is a customer's finding the shelf empty: it waits for a restock
+// (the one under way, or a new one) and says whether it worked.
+func (r *restocker) empty(ctx context.Context) bool {
+	if r.off {
+		return false
+	}
+	r.mu.Lock()
+	if r.running == nil {
+		r.startLocked(ctx)
+	}
+	done := r.running
+	r.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return false
+	}
+	r.stats.mu.Lock()
+	defer r.stats.mu.Unlock()
+	return r.stats.errors["restock"] == nil
+}
+
+func (r *restocker) startLocked(ctx context.Context) {
+	r.since = 0
+	done := make(chan struct{})
+	r.running = done
+	r.wg.Go(func() {
+		err := r.shop.restock(ctx)
+		switch {
+		case err == nil:
+			r.stats.add(func() { r.stats.nRestocks++ })
+		case ctx.Err() == nil:
+			r.stats.record("restock", err.Error())
+		}
+		r.mu.Lock()
+		r.running = nil
+		r.mu.Unlock()
+		close(done)
+	})
+}
+
+// wait waits for the restock under way, if any.
+func (r *restocker) wait() { r.wg.Wait() }
