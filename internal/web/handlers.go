@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -167,7 +166,8 @@ func handleRestock(logger *slog.Logger, db *store.DB) http.Handler {
 // idempotency key: the same key always answers the same payment id and
 // places one order. The body is optional JSON {"product_id", "quantity"};
 // without one it buys one of the seed's widget. It answers the payment id
-// as text, as the seed did. The guard may refuse a new checkout with 429.
+// as text, as the seed did. A client starting checkouts too fast, or
+// holding as many units awaiting payment as it may, is answered 429.
 func handleCheckout(logger *slog.Logger, co *checkout.Checkout, guard *checkoutGuard) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := struct {
@@ -178,8 +178,7 @@ func handleCheckout(logger *slog.Logger, co *checkout.Checkout, guard *checkoutG
 			writeError(w, r, logger, err)
 			return
 		}
-		// Malformed requests are answered before they count, and before
-		// the guard reads the key's order.
+		// Malformed requests are answered before they count.
 		key := r.PathValue("key")
 		for _, err := range []error{shop.ValidateKey(key), shop.ValidateQuantity(body.Quantity)} {
 			if err != nil {
@@ -187,18 +186,12 @@ func handleCheckout(logger *slog.Logger, co *checkout.Checkout, guard *checkoutG
 				return
 			}
 		}
-		done, err := guard.admit(r, key, body.Quantity)
-		var limited *limitedError
-		if errors.As(err, &limited) {
-			writeLimited(w, r, logger, limited)
-			return
-		}
+		client, err := guard.admit(r, key)
 		if err != nil {
 			writeError(w, r, logger, err)
 			return
 		}
-		paymentID, err := co.Start(r.Context(), key, checkout.Request{ProductID: body.ProductID, Quantity: body.Quantity})
-		done(err)
+		paymentID, err := co.Start(r.Context(), key, checkout.Request{ProductID: body.ProductID, Quantity: body.Quantity, Client: client})
 		if err != nil {
 			writeError(w, r, logger, err)
 			return

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
@@ -42,12 +44,16 @@ var errorStatus = []struct {
 }
 
 // writeError answers with {"error": message}. A shop error's message is
-// meant for the client; a database out of reach for a moment answers 503
-// with Retry-After; anything else is internal: it is logged with the
-// request and the client reads only "internal error".
+// meant for the client, with Retry-After in whole seconds when it says when
+// to try again; a database out of reach for a moment answers 503 with
+// Retry-After; anything else is internal: it is logged with the request
+// and the client reads only "internal error".
 func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	var shopErr *shop.Error
 	if errors.As(err, &shopErr) {
+		if shopErr.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(shopErr.RetryAfter.Seconds()))))
+		}
 		for _, e := range errorStatus {
 			if errors.Is(err, e.kind) {
 				writeJSON(w, e.status, map[string]string{"error": shopErr.Message})
