@@ -250,11 +250,11 @@ type strictShop struct {
 	secret, token string
 	failEvery     int
 
-	mu                                         sync.Mutex
-	stock, pendingPolls                        int
-	checkouts, fails, outOfStock, paid         int
-	restocks, unsigned, unauthorized, polls    int
-	checkoutsAnswered, webhooksForThoseAnswers int
+	mu                                      sync.Mutex
+	stock, pendingPolls                     int
+	checkouts, fails, outOfStock, paid      int
+	restocks, unsigned, unauthorized, polls int
+	checkoutsAnswered                       int
 }
 
 func (f *strictShop) handler() http.Handler {

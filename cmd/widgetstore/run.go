@@ -77,7 +77,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.retention.Every, "retention-every", cfg.retention.Every, "how often records older than -retention are deleted")
 	cfg.http.flags(fs)
 	fs.IntVar(&cfg.limits.PerMinute, "checkouts-per-minute", 20, "new checkouts one client (address) may start a minute (0: no limit; a benchmark from one address needs 0)")
-	fs.IntVar(&cfg.limits.PendingUnits, "pending-units", 20, "units one client (address) may hold in checkouts awaiting payment (0: no limit, else at least 10, what one checkout may buy)")
+	fs.IntVar(&cfg.checkout.PendingUnitsPerClient, "pending-units", 20, "units one client (address) may hold in checkouts awaiting payment, counted in the database (0: no limit, else at least 10, what one checkout may buy)")
 	fs.BoolVar(&cfg.behindProxy, "behind-proxy", false, "the shop is reached only through a proxy: take a client's address from the last X-Forwarded-For entry")
 	if secret := getenv("WEBHOOK_SECRET"); secret != "" {
 		cfg.webhookKey = []byte(secret)
@@ -97,7 +97,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := cfg.http.check(); err != nil {
 		return cfg, err
 	}
-	if cfg.limits.PerMinute < 0 || cfg.limits.PendingUnits < 0 || 0 < cfg.limits.PendingUnits && cfg.limits.PendingUnits < shop.MaxQuantity {
+	if pending := cfg.checkout.PendingUnitsPerClient; cfg.limits.PerMinute < 0 || pending < 0 || 0 < pending && pending < shop.MaxQuantity {
 		return cfg, fmt.Errorf("-checkouts-per-minute must be 0 (no limit) or more, -pending-units 0 (no limit) or at least %d, what one checkout may buy", shop.MaxQuantity)
 	}
 	cfg.limits.PaymentWindow = cfg.checkout.PaymentTimeout

@@ -53,12 +53,13 @@ func TestParseConfig(t *testing.T) {
 			t.Errorf("%q was accepted", args)
 		}
 	}
-	if cfg, _ := parseConfig(nil, func(string) string { return "" }, io.Discard); cfg.limits.PerMinute != 20 || cfg.limits.PendingUnits != 20 || cfg.behindProxy {
-		t.Errorf("default limits: %+v, behind a proxy %v; want 20 checkouts a minute, 20 units pending, no proxy", cfg.limits, cfg.behindProxy)
+	if cfg, _ := parseConfig(nil, func(string) string { return "" }, io.Discard); cfg.limits.PerMinute != 20 || cfg.checkout.PendingUnitsPerClient != 20 || cfg.behindProxy {
+		t.Errorf("default limits: %+v, %d units pending, behind a proxy %v; want 20 checkouts a minute, 20 units pending, no proxy",
+			cfg.limits, cfg.checkout.PendingUnitsPerClient, cfg.behindProxy)
 	}
 	cfg, err := parseConfig([]string{"-payment-timeout", "45s", "-checkouts-per-minute", "0", "-pending-units", "0"}, func(string) string { return "" }, io.Discard)
-	if err != nil || cfg.limits.PerMinute != 0 || cfg.limits.PendingUnits != 0 || cfg.limits.PaymentWindow != 45*time.Second {
-		t.Errorf("limits turned off: %+v, %v", cfg.limits, err)
+	if err != nil || cfg.limits.PerMinute != 0 || cfg.checkout.PendingUnitsPerClient != 0 || cfg.limits.PaymentWindow != 45*time.Second {
+		t.Errorf("limits turned off: %+v, %d units pending, %v", cfg.limits, cfg.checkout.PendingUnitsPerClient, err)
 	}
 }
 
@@ -183,15 +184,28 @@ func TestRunServesAndShutsDown(t *testing.T) {
 // TestRunLimitsCheckouts: the limits' flags reach the server.
 func TestRunLimitsCheckouts(t *testing.T) {
 	t.Parallel()
-	r := startRun(t, nil, "-checkouts-per-minute", "2")
-	for i, want := range []int{200, 200, 429} {
-		resp, err := http.Post(fmt.Sprintf("http://%s/checkout/key-%d", r.addr, i), "", nil)
+	post := func(addr, key, body string) *http.Response {
+		t.Helper()
+		resp, err := http.Post(fmt.Sprintf("http://%s/checkout/%s", addr, key), "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		return resp
+	}
+	r := startRun(t, nil, "-checkouts-per-minute", "2")
+	for i, want := range []int{200, 200, 429} {
+		resp := post(r.addr, fmt.Sprint("key-", i), "")
 		if resp.StatusCode != want || want == 429 && resp.Header.Get("Retry-After") == "" {
 			t.Errorf("checkout %d: %s, Retry-After %q; want %d", i, resp.Status, resp.Header.Get("Retry-After"), want)
+		}
+	}
+
+	r = startRun(t, nil, "-checkouts-per-minute", "0", "-pending-units", "10")
+	for i, want := range []int{200, 429} {
+		resp := post(r.addr, fmt.Sprint("units-", i), `{"product_id": 1, "quantity": 10}`)
+		if resp.StatusCode != want || want == 429 && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("checkout %d of 10 units: %s, Retry-After %q; want %d", i, resp.Status, resp.Header.Get("Retry-After"), want)
 		}
 	}
 }

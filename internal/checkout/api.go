@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
@@ -19,8 +20,10 @@ const publishWait = 30 * time.Second
 // Start starts the checkout for an idempotency key, or finds the one the
 // key already started, and returns the payment id the customer pays
 // against. Errors meant for the client have a shop error kind: invalid
-// request, unknown product, or a conflict (out of stock, or the key used
-// for another purchase); any other error is internal.
+// request, unknown product, a conflict (out of stock, or the key used for
+// another purchase), or limited (the client holds as many units awaiting
+// payment as it may); any other error is internal. A key refused for the
+// limit is used: its checkout ended, and it answers the same refusal again.
 func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (paymentID string, err error) {
 	if err := shop.ValidateKey(key); err != nil {
 		return "", err
@@ -46,6 +49,14 @@ func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (payme
 	case placed.ProductID != req.ProductID || placed.Quantity != req.Quantity:
 		// A key names one purchase: the same key for another is a client's bug.
 		return "", shop.Errorf(shop.ErrConflict, "idempotency key %q was already used for %d of product %d", key, placed.Quantity, placed.ProductID)
+	case placed.Limited:
+		// The client may try again, with a new key, once the first of its
+		// pending orders reaches its payment deadline: paid, refused or
+		// timed out by then, it holds its units no more. (This key answers
+		// the same refusal again.)
+		wait := max(time.Until(placed.HeldUntil), time.Second)
+		return "", shop.Limitedf(wait, "you hold %d units in checkouts awaiting payment and may hold at most %d: pay for them, or try again in %.0f s",
+			placed.Held, placed.Limit, math.Ceil(wait.Seconds()))
 	case placed.OutOfStock:
 		name := fmt.Sprintf("product %d", req.ProductID)
 		if p, err := store.GetProduct(reqCtx, c.db.Q(), req.ProductID); err == nil {

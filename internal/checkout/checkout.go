@@ -30,14 +30,21 @@ const (
 	topicPayment = "payment"
 )
 
-// Config sets the checkout's timings.
+// Config sets the checkout's timings and limits.
 type Config struct {
 	PaymentTimeout   time.Duration // how long a checkout waits for its payment
 	DispatchSteps    int           // progress steps of a dispatch
 	DispatchInterval time.Duration // time between two steps
+	// PendingUnitsPerClient is how many units one client (Request.Client)
+	// may hold in checkouts awaiting payment; 0: no limit. It is checked
+	// in the transaction that places the order, against the orders in the
+	// database: it holds across restarts and for every instance sharing
+	// the database.
+	PendingUnitsPerClient int
 }
 
-// DefaultConfig is the seed's: 60 s to pay, ten dispatch steps a second apart.
+// DefaultConfig is the seed's: 60 s to pay, ten dispatch steps a second
+// apart, and no limit.
 var DefaultConfig = Config{PaymentTimeout: 60 * time.Second, DispatchSteps: 10, DispatchInterval: time.Second}
 
 // Checkout runs the shop's workflows.

@@ -36,7 +36,7 @@ type LaunchConfig struct {
 // pending. DBOS and the app share db's one handle. Stop it with Shutdown,
 // then close db.
 func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, error) {
-	if c := cfg.Checkout; c.PaymentTimeout <= 0 || c.DispatchSteps <= 0 || c.DispatchInterval < 0 {
+	if c := cfg.Checkout; c.PaymentTimeout <= 0 || c.DispatchSteps <= 0 || c.DispatchInterval < 0 || c.PendingUnitsPerClient < 0 {
 		return nil, fmt.Errorf("invalid checkout config %+v", c)
 	}
 	config := dbos.Config{

@@ -11,13 +11,18 @@ import (
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
-// Request is what a checkout buys.
+// Request is what a checkout buys, and for whom.
 type Request struct {
 	ProductID int64
 	Quantity  int
+	// Client is who asked (web: an address), recorded on the order and
+	// held to Config.PendingUnitsPerClient; "" for none, which no limit
+	// applies to.
+	Client string
 }
 
-// Result is how a checkout ended.
+// Result is how a checkout ended: zero when it placed no order, its
+// client being at its limit.
 type Result struct {
 	OrderID int64
 	Status  shop.OrderStatus
@@ -32,6 +37,12 @@ type placement struct {
 	Quantity   int
 	OutOfStock bool
 	Failed     string // why the order could not be written, for the log
+	// Limited: nothing was placed, since the client held Held units
+	// awaiting payment and may hold Limit; the first of them reaches its
+	// payment deadline at HeldUntil.
+	Limited     bool      `json:",omitempty"`
+	Held, Limit int       `json:",omitempty"`
+	HeldUntil   time.Time `json:",omitzero"`
 }
 
 // paymentWord is what the payment webhook sends the checkout, in the
@@ -54,7 +65,7 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	defer c.watch.noteReturned(checkoutID)
-	order, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (shop.Order, error) {
+	placedOrder, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (store.Placed, error) {
 		return store.PlaceOrder(ctx, tx, store.NewOrder{
 			CheckoutID:       checkoutID,
 			PaymentID:        newPaymentID(),
@@ -63,6 +74,8 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 			PaymentDeadline:  time.Now().Add(c.cfg.PaymentTimeout),
 			DispatchSteps:    c.cfg.DispatchSteps,
 			DispatchInterval: c.cfg.DispatchInterval,
+			Client:           req.Client,
+			ClientLimit:      c.cfg.PendingUnitsPerClient,
 		})
 	}, dbos.WithStepName("checkout.placeOrder"))
 	if err != nil {
@@ -70,6 +83,14 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 		failed := placement{ProductID: req.ProductID, Quantity: req.Quantity, Failed: err.Error()}
 		return Result{}, errors.Join(err, dbos.SetEvent(ctx, EventPlaced, failed))
 	}
+	if placedOrder.Limited {
+		// Refused, not failed: the step's output says so and replays the
+		// same, and the key's workflow ends here without an order.
+		limited := placement{ProductID: req.ProductID, Quantity: req.Quantity, Limited: true,
+			Held: placedOrder.Held, Limit: c.cfg.PendingUnitsPerClient, HeldUntil: placedOrder.HeldUntil}
+		return Result{}, dbos.SetEvent(ctx, EventPlaced, limited)
+	}
+	order := placedOrder.Order
 	placed := placement{ProductID: order.ProductID, Quantity: order.Quantity, PaymentID: order.PaymentID}
 	switch {
 	case order.Status == shop.StatusCancelled && order.CancelReason == shop.ReasonOutOfStock:

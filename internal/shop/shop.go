@@ -25,10 +25,19 @@ func Errorf(kind error, format string, args ...any) error {
 	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
 }
 
+// Limitedf returns an error of kind ErrLimited whose message is safe to
+// show a client, and after which the client may try again.
+func Limitedf(retryAfter time.Duration, format string, args ...any) error {
+	return &Error{Kind: ErrLimited, Message: fmt.Sprintf(format, args...), RetryAfter: retryAfter}
+}
+
 // Error is an error meant for the client: its Message says what is wrong.
 type Error struct {
 	Kind    error
 	Message string
+	// RetryAfter, for ErrLimited, is how long the client should wait
+	// before it tries again; 0 when unknown.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -26,6 +26,26 @@ type NewOrder struct {
 	PaymentDeadline  time.Time
 	DispatchSteps    int
 	DispatchInterval time.Duration
+	// Client is who asked, recorded on the order: an address, or "" for
+	// the shop's own callers, which no limit applies to.
+	Client string
+	// ClientLimit is how many units Client may hold in orders awaiting
+	// payment, this one's included; 0: no limit.
+	ClientLimit int
+}
+
+// Placed is what PlaceOrder did: the order it placed or found, or nothing
+// when the client's limit refused it. It is the checkout's step output,
+// recorded as JSON, and embeds shop.Order so that the output recorded by a
+// build whose step returned a bare shop.Order reads back the same.
+type Placed struct {
+	shop.Order
+	// Limited says that nothing was placed: the client held Held units in
+	// orders awaiting payment, and this one would have taken it past its
+	// limit. The first of them reaches its payment deadline at HeldUntil.
+	Limited   bool      `json:",omitempty"`
+	Held      int       `json:",omitempty"`
+	HeldUntil time.Time `json:",omitzero"`
 }
 
 // PlaceOrder inserts the order, priced from the catalog, and takes its
@@ -33,43 +53,91 @@ type NewOrder struct {
 // its payment, or, when the stock is short, CANCELLED for that reason with
 // no stock taken. When the checkout already has an order, placed by an
 // earlier checkout of the same key whose records were deleted since
-// (retention), that order is returned as it is. An unknown product is an
-// error of kind shop.ErrNotFound.
-func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (shop.Order, error) {
+// (retention), that order is returned as it is. With a client and a limit,
+// an order that would take the client past its limit is not placed:
+// Placed.Limited says so. An unknown product is an error of kind
+// shop.ErrNotFound.
+func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (Placed, error) {
+	if o.ClientLimit > 0 && o.Client != "" {
+		held, until, err := pendingUnits(ctx, tx, o.Client)
+		if err != nil {
+			return Placed{}, err
+		}
+		if held+o.Quantity > o.ClientLimit {
+			existing, err := OrderByCheckoutID(ctx, tx, o.CheckoutID)
+			if err == nil {
+				return Placed{Order: existing}, nil
+			}
+			if !errors.Is(err, shop.ErrNotFound) {
+				return Placed{}, err
+			}
+			return Placed{Limited: true, Held: held, HeldUntil: until}, nil
+		}
+	}
+
 	now := time.Now().UnixMilli()
 	order := shop.Order{CheckoutID: o.CheckoutID, PaymentID: o.PaymentID, ProductID: o.ProductID, Quantity: o.Quantity,
 		Status: shop.StatusPending, PaymentDeadline: time.UnixMilli(o.PaymentDeadline.UnixMilli()),
 		DispatchSteps: o.DispatchSteps, DispatchInterval: o.DispatchInterval}
 	err := tx.QueryRow(ctx, `
 		INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status,
-			payment_deadline_ms, dispatch_steps, dispatch_interval_ms, created_at_ms, updated_at_ms)
-		SELECT $1, $2, product_id, $3, price_cents * CAST($3 AS INTEGER), $4, $5, $6, $7, $8, $8
-		FROM products WHERE product_id = $9
+			payment_deadline_ms, dispatch_steps, dispatch_interval_ms, created_at_ms, updated_at_ms, client)
+		SELECT $1, $2, product_id, $3, price_cents * CAST($3 AS INTEGER), $4, $5, $6, $7, $8, $8, $9
+		FROM products WHERE product_id = $10
 		ON CONFLICT (checkout_id) DO NOTHING
 		RETURNING order_id, total_cents`,
 		o.CheckoutID, o.PaymentID, o.Quantity, shop.StatusPending, o.PaymentDeadline.UnixMilli(),
-		o.DispatchSteps, o.DispatchInterval.Milliseconds(), now, o.ProductID).Scan(&order.ID, &order.TotalCents)
+		o.DispatchSteps, o.DispatchInterval.Milliseconds(), now, o.Client, o.ProductID).Scan(&order.ID, &order.TotalCents)
 	if isNoRows(err) {
 		// No such product, or the key's order exists already.
 		if existing, err := OrderByCheckoutID(ctx, tx, o.CheckoutID); err == nil {
-			return existing, nil
+			return Placed{Order: existing}, nil
 		}
-		return order, shop.Errorf(shop.ErrNotFound, "no product %d", o.ProductID)
+		return Placed{Order: order}, shop.Errorf(shop.ErrNotFound, "no product %d", o.ProductID)
 	}
 	if err != nil {
-		return order, fmt.Errorf("creating the order of checkout %s: %w", o.CheckoutID, err)
+		return Placed{Order: order}, fmt.Errorf("creating the order of checkout %s: %w", o.CheckoutID, err)
 	}
 	order.UpdatedAt = time.UnixMilli(now).UTC()
 
 	err = moveStock(ctx, tx, o.ProductID, &order.ID, -int64(o.Quantity), "reserve", now)
 	if errors.Is(err, errOutOfStock) {
 		order.Status, order.CancelReason = shop.StatusCancelled, shop.ReasonOutOfStock
-		return order, setStatus(ctx, tx, order.ID, shop.StatusPending, shop.StatusCancelled, shop.ReasonOutOfStock, now)
+		return Placed{Order: order}, setStatus(ctx, tx, order.ID, shop.StatusPending, shop.StatusCancelled, shop.ReasonOutOfStock, now)
 	}
 	if err != nil {
-		return order, fmt.Errorf("reserving stock for order %d: %w", order.ID, err)
+		return Placed{Order: order}, fmt.Errorf("reserving stock for order %d: %w", order.ID, err)
 	}
-	return order, nil
+	return Placed{Order: order}, nil
+}
+
+// pendingUnits returns how many units client holds in orders awaiting
+// payment, and when the first of them reaches its payment deadline (the
+// zero time when none). It first locks the client's row of client_locks,
+// to the end of the transaction, so that two checkouts of one client take
+// turns from the count to the order's insert: on PostgreSQL, at READ
+// COMMITTED, each statement reads what was committed when it began, and two
+// checkouts counting at once would each miss the other's order. The count,
+// begun once the lock is taken, sees the orders of every checkout that held
+// it before. (SQLite runs one writing transaction at a time anyway.)
+func pendingUnits(ctx context.Context, tx dbos.Querier, client string) (units int, until time.Time, err error) {
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO client_locks (client) VALUES ($1)
+		ON CONFLICT (client) DO UPDATE SET client = excluded.client`, client); err != nil {
+		return 0, until, fmt.Errorf("locking client %s: %w", client, err)
+	}
+	// 'PENDING' is written out, not a parameter: only a query that names
+	// it may use the partial index orders_pending_client.
+	var untilMs int64
+	if err := tx.QueryRow(ctx, `
+		SELECT COALESCE(SUM(quantity), 0), COALESCE(MIN(payment_deadline_ms), 0)
+		FROM orders WHERE client = $1 AND status = 'PENDING'`, client).Scan(&units, &untilMs); err != nil {
+		return 0, until, fmt.Errorf("counting the pending units of client %s: %w", client, err)
+	}
+	if untilMs != 0 {
+		until = time.UnixMilli(untilMs).UTC()
+	}
+	return units, until, nil
 }
 
 // SettlePayment applies the payment provider's report on a payment id:

@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -168,7 +167,8 @@ func handleRestock(db *store.DB) http.Handler {
 // idempotency key: the same key always answers the same payment id and
 // places one order. The body is optional JSON {"product_id", "quantity"};
 // without one it buys one of the seed's widget. It answers the payment id
-// as text, as the seed did. The guard may refuse a new checkout with 429.
+// as text, as the seed did. A client starting checkouts too fast, or
+// holding as many units awaiting payment as it may, is answered 429.
 func handleCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := struct {
@@ -179,8 +179,7 @@ func handleCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		// Malformed requests are answered before they count, and before
-		// the guard reads the key's order.
+		// Malformed requests are answered before they count.
 		key := r.PathValue("key")
 		for _, err := range []error{shop.ValidateKey(key), shop.ValidateQuantity(body.Quantity)} {
 			if err != nil {
@@ -188,18 +187,12 @@ func handleCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handler {
 				return
 			}
 		}
-		done, err := guard.admit(r, key, body.Quantity)
-		var limited *limitedError
-		if errors.As(err, &limited) {
-			writeLimited(w, r, limited)
-			return
-		}
+		client, err := guard.admit(r, key)
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		paymentID, err := co.Start(r.Context(), key, checkout.Request{ProductID: body.ProductID, Quantity: body.Quantity})
-		done(err)
+		paymentID, err := co.Start(r.Context(), key, checkout.Request{ProductID: body.ProductID, Quantity: body.Quantity, Client: client})
 		if err != nil {
 			writeError(w, r, err)
 			return

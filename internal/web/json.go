@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
@@ -49,13 +51,17 @@ var errorStatus = []struct {
 }
 
 // writeError answers with {"error": message}. A shop error's message is
-// meant for the client; a database out of reach for a moment answers 503
+// meant for the client, with Retry-After in whole seconds when it says when
+// to try again; a database out of reach for a moment answers 503
 // with Retry-After; anything else is internal: the client reads only
 // "internal error". Both go to the request's log line (Server.ServeHTTP),
 // which names the method and path.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var shopErr *shop.Error
 	if errors.As(err, &shopErr) {
+		if shopErr.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(shopErr.RetryAfter.Seconds()))))
+		}
 		for _, e := range errorStatus {
 			if errors.Is(err, e.kind) {
 				writeJSON(w, r, e.status, map[string]string{"error": shopErr.Message})

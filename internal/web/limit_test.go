@@ -90,16 +90,20 @@ func mustBuy(t testing.TB, what string, a answer) string {
 	return a.body
 }
 
+// limited is testConfig with a limit of pending units per client.
+func limited(cfg checkout.Config, units int) checkout.Config {
+	cfg.PendingUnitsPerClient = units
+	return cfg
+}
+
 // TestFloodingClientLeavesStockToOthers: one client floods the checkout of
 // a product with 10 in stock from many goroutines, with new keys; it gets
 // at most what the limits allow, and the honest buyers at other addresses
 // buy the rest meanwhile.
 func TestFloodingClientLeavesStockToOthers(t *testing.T) {
-	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
-		t.Parallel()
-		limits := web.CheckoutLimits{PerMinute: 30, PendingUnits: 4, PaymentWindow: testConfig.PaymentTimeout}
-		s := newTestServerWith(t, url, testConfig, web.Options{Limits: limits})
+		limits := web.CheckoutLimits{PerMinute: 30, PaymentWindow: testConfig.PaymentTimeout}
+		s := newTestServerWith(t, url, limited(testConfig, 4), web.Options{Limits: limits})
 		flooder := s.clientAt(t, "127.0.0.2")
 		const product = 3 // Widget Deluxe: 10 in stock
 
@@ -154,18 +158,21 @@ func TestFloodingClientLeavesStockToOthers(t *testing.T) {
 }
 
 // TestPendingUnitsAreReleased: a client's held units come back to it when
-// its checkouts are paid or refused, and a retry of a key it already
-// started, at its limit, answers as before.
+// its checkouts are paid or refused; a retry of a key it already started,
+// at its limit, answers as before; a key refused for the limit is used,
+// and answers the same refusal again, changing nothing.
 func TestPendingUnitsAreReleased(t *testing.T) {
-	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
-		t.Parallel()
-		s := newTestServerWith(t, url, testConfig, web.Options{Limits: web.CheckoutLimits{PendingUnits: 4, PaymentWindow: testConfig.PaymentTimeout}})
+		s := newTestServerWith(t, url, limited(testConfig, 4), web.Options{})
 		c := s.clientAt(t, "127.0.0.2")
 		first := mustBuy(t, "3 units", c.buy("first", 1, 3))
 		mustRefuse(t, "2 more units", c.buy("second", 1, 2), int(testConfig.PaymentTimeout.Seconds()))
 		second := mustBuy(t, "1 more unit", c.buy("second-smaller", 1, 1))
-		mustRefuse(t, "a 5th unit", c.buy("third", 1, 1), int(testConfig.PaymentTimeout.Seconds()))
+		third := c.buy("third", 1, 1)
+		mustRefuse(t, "a 5th unit", third, int(testConfig.PaymentTimeout.Seconds()))
+		if !strings.Contains(third.body, "hold 4 units") || !strings.Contains(third.body, "at most 4") {
+			t.Errorf("the refusal says %s, want how many units the client holds and may hold", third.body)
+		}
 		if again := c.buy("first", 1, 3); again.status != 200 || again.body != first {
 			t.Errorf("a retry of the first key at the limit: %d %s, want 200 %s", again.status, again.body, first)
 		}
@@ -174,11 +181,14 @@ func TestPendingUnitsAreReleased(t *testing.T) {
 		if after := s.snapshot(t); after != before {
 			t.Errorf("a refused checkout changed the shop:\nbefore %s\nafter  %s", before, after)
 		}
+		// Another client is not held to this one's units.
+		mustBuy(t, "another client", s.clientAt(t, "127.0.0.3").buy("other", 1, 4))
 
 		if a := c.post("/payment_webhook/"+first+"/paid", ""); a.status != 200 {
 			t.Fatalf("paying the first: %d %s", a.status, a.body)
 		}
-		mustBuy(t, "3 units once the first is paid", c.buy("third", 1, 3))
+		mustRefuse(t, "the refused key, once the first is paid", c.buy("third", 1, 1), int(testConfig.PaymentTimeout.Seconds()))
+		mustBuy(t, "3 units once the first is paid", c.buy("third-again", 1, 3))
 		if a := c.post("/payment_webhook/"+second+"/failed", ""); a.status != 200 {
 			t.Fatalf("refusing the second: %d %s", a.status, a.body)
 		}
@@ -188,36 +198,36 @@ func TestPendingUnitsAreReleased(t *testing.T) {
 }
 
 // TestPendingUnitsReleasedByTimeout: a checkout that is never paid holds
-// its units until it times out, and no longer.
+// its units until it times out, and no longer; the refusals meanwhile say
+// to wait until then.
 func TestPendingUnitsReleasedByTimeout(t *testing.T) {
-	t.Parallel()
-	cfg := checkout.Config{PaymentTimeout: 2 * time.Second, DispatchSteps: 1, DispatchInterval: time.Millisecond}
-	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), cfg, web.Options{Limits: web.CheckoutLimits{PendingUnits: 10, PaymentWindow: cfg.PaymentTimeout}})
-	c := s.clientAt(t, "127.0.0.2")
-	start := time.Now()
-	mustBuy(t, "10 units", c.buy("unpaid", 1, 10))
-	mustRefuse(t, "one more", c.buy("more", 1, 1), 2)
-	for {
-		a := c.buy("more", 1, 1)
-		if a.status == 200 {
-			break
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		cfg := checkout.Config{PaymentTimeout: 2 * time.Second, DispatchSteps: 1, DispatchInterval: time.Millisecond, PendingUnitsPerClient: 10}
+		s := newTestServerWith(t, url, cfg, web.Options{})
+		c := s.clientAt(t, "127.0.0.2")
+		start := time.Now()
+		mustBuy(t, "10 units", c.buy("unpaid", 1, 10))
+		for i := 0; ; i++ {
+			a := c.buy(fmt.Sprint("more-", i), 1, 1) // a refused key is used: each try has its own
+			if a.status == 200 {
+				break
+			}
+			mustRefuse(t, "one more, while the first awaits its payment", a, 2)
+			if time.Since(start) > 30*time.Second {
+				t.Fatalf("the units of a checkout timed out after %v are still held", cfg.PaymentTimeout)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		mustRefuse(t, "one more, while the first awaits its payment", a, 2)
-		if time.Since(start) > 30*time.Second {
-			t.Fatalf("the units of a checkout timed out after %v are still held", cfg.PaymentTimeout)
+		if waited := time.Since(start); waited < cfg.PaymentTimeout {
+			t.Errorf("the units came back after %v, before the checkout's %v payment window", waited, cfg.PaymentTimeout)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if waited := time.Since(start); waited < cfg.PaymentTimeout {
-		t.Errorf("the units came back after %v, before the checkout's %v payment window", waited, cfg.PaymentTimeout)
-	}
+	})
 }
 
 // TestCheckoutRate: a client may start so many checkouts a minute; its
 // retries of a key are not new checkouts, and other clients are not
 // slowed.
 func TestCheckoutRate(t *testing.T) {
-	t.Parallel()
 	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), testConfig, web.Options{Limits: web.CheckoutLimits{PerMinute: 3}})
 	c := s.clientAt(t, "127.0.0.2")
 	var paid []string
@@ -243,7 +253,6 @@ func TestCheckoutRate(t *testing.T) {
 // TestBehindProxy: the client is the last X-Forwarded-For address with
 // BehindProxy, and the connection's address without it.
 func TestBehindProxy(t *testing.T) {
-	t.Parallel()
 	forwarded := func(addrs string) []string { return []string{"X-Forwarded-For", addrs} }
 	limits := web.CheckoutLimits{PerMinute: 1}
 

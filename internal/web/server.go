@@ -23,7 +23,7 @@ type Server struct {
 	checkout *checkout.Checkout
 	opts     Options
 	mux      *http.ServeMux
-	guard    *checkoutGuard // nil: no checkout limits
+	guard    *checkoutGuard
 }
 
 // Options are the server's switches.
@@ -39,7 +39,8 @@ type Options struct {
 	// with every operator's request: restock, crash, audit, workflows.
 	// Unset, they are open, as the seed's restock and crash were.
 	OperatorToken []byte
-	// Limits bound the checkouts of one client; the zero value, none.
+	// Limits bound how fast one client may start checkouts; the zero
+	// value, not at all. What it may hold is the checkout's to bound.
 	Limits CheckoutLimits
 	// BehindProxy takes a client's address from the last entry of
 	// X-Forwarded-For, which the proxy in front sets; without it the
@@ -50,7 +51,7 @@ type Options struct {
 // NewServer returns the shop's handler.
 func NewServer(logger *slog.Logger, db *store.DB, co *checkout.Checkout, opts Options) *Server {
 	s := &Server{logger: logger, db: db, checkout: co, opts: opts, mux: http.NewServeMux(),
-		guard: newCheckoutGuard(logger, db, opts.Limits, opts.BehindProxy)}
+		guard: newCheckoutGuard(logger, opts.Limits, opts.BehindProxy)}
 	s.routes()
 	return s
 }
