@@ -3,6 +3,7 @@ package checkout
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
@@ -40,7 +41,7 @@ func (c *Checkout) startRetention(now time.Time) {
 	c.lastRetention = period
 	id := "retention:" + period.Format(time.RFC3339Nano)
 	if _, err := dbos.RunWorkflow(c.dbosCtx, c.retain, period.Add(-c.retention.Keep), dbos.WithWorkflowID(id)); err != nil {
-		c.logger.Warn("starting the retention run", "workflow", id, "error", err)
+		c.logger.Warn("starting the retention run", "workflow", id, slog.Any("error", err))
 	}
 }
 
