@@ -130,6 +130,19 @@ func (o Order) DispatchDone() time.Time {
 	return o.PaidAt.Add(time.Duration(o.DispatchSteps) * o.DispatchInterval)
 }
 
+// LastUpdate is when the order last changed as of now: its last write, or
+// the last dispatch step it has taken since, which is counted, not written.
+func (o Order) LastUpdate(now time.Time) time.Time {
+	if o.Status != StatusPaid || o.DispatchInterval <= 0 {
+		return o.UpdatedAt
+	}
+	taken := o.DispatchSteps - o.ProgressRemaining(now)
+	if step := o.PaidAt.Add(time.Duration(taken) * o.DispatchInterval); step.After(o.UpdatedAt) {
+		return step
+	}
+	return o.UpdatedAt
+}
+
 // ProgressRemaining is how many dispatch steps the order has still to go at
 // now. A paid order's progress is counted from the durably recorded moment
 // it was paid, so it moves one step an interval, never repeats a step and

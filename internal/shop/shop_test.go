@@ -129,6 +129,10 @@ func TestProgressRemaining(t *testing.T) {
 			t.Errorf("%s, %v after payment: %d steps to go, want %d", tt.status, tt.after, got, tt.want)
 		}
 	}
+	order.UpdatedAt = paid
+	if got := order.LastUpdate(paid.Add(3500 * time.Millisecond)); !got.Equal(paid.Add(3 * time.Second)) {
+		t.Errorf("LastUpdate 3.5 s after payment = %v, want the third step's time, 3 s after", got)
+	}
 	if done := order.DispatchDone(); !done.Equal(paid.Add(10 * time.Second)) {
 		t.Errorf("DispatchDone = %v, want 10 s after the payment", done)
 	}

@@ -59,9 +59,10 @@ type orderJSON struct {
 }
 
 func toOrderJSON(o shop.Order) orderJSON {
+	now := time.Now()
 	return orderJSON{ID: o.ID, LegacyStatus: o.Status.LegacyCode(), Status: o.Status, CancelReason: o.CancelReason,
 		ProductID: o.ProductID, ProductName: o.ProductName, Quantity: o.Quantity, TotalCents: o.TotalCents,
-		DispatchSteps: o.DispatchSteps, ProgressRemaining: o.ProgressRemaining(time.Now()), PaymentID: o.PaymentID, UpdatedAt: o.UpdatedAt}
+		DispatchSteps: o.DispatchSteps, ProgressRemaining: o.ProgressRemaining(now), PaymentID: o.PaymentID, UpdatedAt: o.LastUpdate(now)}
 }
 
 // handleIndex handles "GET /": the page.
