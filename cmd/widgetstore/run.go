@@ -85,6 +85,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if token := getenv("OPERATOR_TOKEN"); token != "" {
 		cfg.operatorToken = []byte(token)
 	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return cfg, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -160,6 +163,9 @@ func logMode(logger *slog.Logger, cfg config, addr net.Addr, engine string) {
 // else the server itself.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h asked for the usage, which is printed
+	}
 	if err != nil {
 		return err
 	}
