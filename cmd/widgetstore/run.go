@@ -32,6 +32,7 @@ type config struct {
 	http        httpConfig
 	limits      web.CheckoutLimits
 	behindProxy bool
+	version     bool // -version: print the build and exit
 	// From the environment only, never flags that ps shows.
 	webhookKey    []byte // WEBHOOK_SECRET
 	operatorToken []byte // OPERATOR_TOKEN
@@ -85,10 +86,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if token := getenv("OPERATOR_TOKEN"); token != "" {
 		cfg.operatorToken = []byte(token)
 	}
+	fs.BoolVar(&cfg.version, "version", false, "print the build and the DBOS application version, and exit")
 	if err := applyEnv(fs, getenv); err != nil {
 		return cfg, err
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); err != nil || cfg.version {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
@@ -168,6 +170,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.version {
+		return printVersion(stdout)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	if cfg.supervise {
