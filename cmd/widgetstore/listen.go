@@ -17,6 +17,10 @@ type httpConfig struct {
 	writeTimeout time.Duration // from the headers read to the answer sent
 	idleTimeout  time.Duration // a kept-alive connection between requests
 	maxConns     int
+	// drain is how long /readyz answers 503 before the server stops at a
+	// shutdown, serving all the while: long enough for a load balancer's
+	// probes to take the instance out of rotation.
+	drain time.Duration
 }
 
 // A checkout waits up to 30 s for its workflow to place the order (the
@@ -34,11 +38,15 @@ func (c *httpConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.writeTimeout, "write-timeout", defaultWriteTimeout, "longest from a request's headers to its answer sent (a checkout may wait 30 s for its workflow)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", defaultIdleTimeout, "how long a kept-alive connection may wait for its next request")
 	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait in the kernel's queue")
+	fs.DurationVar(&c.drain, "drain", 0, "at a shutdown, how long /readyz answers 503 while the server still serves, before it stops (behind a load balancer: its probes' period times their failure threshold)")
 }
 
 func (c httpConfig) check() error {
 	if c.readTimeout <= 0 || c.writeTimeout <= 0 || c.idleTimeout <= 0 || c.maxConns <= 0 {
 		return errors.New("-read-timeout, -write-timeout, -idle-timeout and -max-conns must be positive")
+	}
+	if c.drain < 0 {
+		return errors.New("-drain must be 0 or more")
 	}
 	return nil
 }

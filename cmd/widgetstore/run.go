@@ -212,7 +212,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	if err != nil {
 		return err
 	}
-	server := cfg.http.server(web.NewServer(logger, db, co, opts))
+	handler := web.NewServer(logger, db, co, opts)
+	server := cfg.http.server(handler)
 	logMode(logger, cfg, listener.Addr(), db.Engine())
 	fmt.Fprintf(stdout, "widgetstore listening on %s\n", listener.Addr())
 
@@ -233,7 +234,15 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		return err
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down")
+	// Not ready from now on, but still serving for the drain, so that a
+	// load balancer stops sending requests before the listener closes.
+	handler.Drain()
+	logger.Info("shutting down", "drain", cfg.http.drain)
+	select {
+	case <-time.After(cfg.http.drain):
+	case err := <-serveErr:
+		return err
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -181,6 +181,44 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	}
 }
 
+// TestReadyzDrains: at a shutdown /readyz answers 503 for the -drain while
+// the server still serves, /livez among the rest; then run returns.
+func TestReadyzDrains(t *testing.T) {
+	t.Parallel()
+	get := func(addr, path string) int {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	r := startRun(t, nil, "-drain", "3s")
+	for _, path := range []string{"/livez", "/readyz", "/healthz"} {
+		if got := get(r.addr, path); got != 200 {
+			t.Errorf("before the shutdown, GET %s: %d, want 200", path, got)
+		}
+	}
+	r.cancel() // the shutdown starts
+	deadline := time.Now().Add(2 * time.Second)
+	for get(r.addr, "/readyz") != 503 {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz still 200 2 s into a shutdown with a 3 s drain")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := get(r.addr, "/livez"); got != 200 {
+		t.Errorf("during the drain, GET /livez: %d, want 200", got)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if _, err := http.Get("http://" + r.addr + "/livez"); err == nil {
+		t.Error("the server still answers after run returned")
+	}
+}
+
 // TestRunLimitsCheckouts: the limits' flags reach the server.
 func TestRunLimitsCheckouts(t *testing.T) {
 	t.Parallel()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -274,6 +275,32 @@ func handleHealth(db *store.DB, co *checkout.Checkout) http.Handler {
 			return
 		}
 		writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// handleLive handles "GET /livez": 200 whenever the process answers. It
+// touches no database, so a liveness probe restarts a process that is
+// stuck, never one whose database is away (a restart would not bring it
+// back).
+func handleLive() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// handleReady handles "GET /readyz": whether to send this instance
+// traffic. 503 from the start of a shutdown (draining), so a load balancer
+// stops sending requests while the server still answers those on their
+// way; otherwise what health says (the database answers and takes writes).
+// DBOS is launched before the server exists and shut down after it
+// stops, so a request that reaches this handler finds it running.
+func handleReady(draining *atomic.Bool, health http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"error": "shutting down"})
+			return
+		}
+		health.ServeHTTP(w, r)
 	})
 }
 

@@ -41,6 +41,8 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /api/workflows", s.operator(handleWorkflows(s.checkout)))
 	s.mux.Handle("POST /api/workflows/{id}/resume", s.operator(handleWorkflowResume(s.logger, s.checkout)))
 	s.mux.Handle("GET /healthz", handleHealth(s.db, s.checkout))
+	s.mux.Handle("GET /livez", handleLive())
+	s.mux.Handle("GET /readyz", handleReady(&s.draining, handleHealth(s.db, s.checkout)))
 }
 
 // operator lets a request through to h only with the operator's token,

@@ -7,6 +7,7 @@ import (
 	"embed"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
@@ -24,6 +25,7 @@ type Server struct {
 	opts     Options
 	mux      *http.ServeMux
 	guard    *checkoutGuard
+	draining atomic.Bool // set by Drain: /readyz answers 503
 }
 
 // Options are the server's switches.
@@ -55,6 +57,11 @@ func NewServer(logger *slog.Logger, db *store.DB, co *checkout.Checkout, opts Op
 	s.routes()
 	return s
 }
+
+// Drain turns /readyz to 503 for good, at the start of a shutdown: the
+// load balancer takes this instance out of its rotation while it still
+// serves the requests already sent its way.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
