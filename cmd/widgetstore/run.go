@@ -30,6 +30,7 @@ type config struct {
 	executorID  string
 	takeover    time.Duration
 	http        httpConfig
+	log         logConfig
 	limits      web.CheckoutLimits
 	behindProxy bool
 	version     bool // -version: print the build and exit
@@ -77,6 +78,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.retention.Keep, "retention", cfg.retention.Keep, "how long the records of finished checkouts are kept (0: forever); orders and the stock ledger are kept forever")
 	fs.DurationVar(&cfg.retention.Every, "retention-every", cfg.retention.Every, "how often records older than -retention are deleted")
 	cfg.http.flags(fs)
+	cfg.log.flags(fs)
 	fs.IntVar(&cfg.limits.PerMinute, "checkouts-per-minute", 20, "new checkouts one client (address) may start a minute (0: no limit; a benchmark from one address needs 0)")
 	fs.IntVar(&cfg.checkout.PendingUnitsPerClient, "pending-units", 20, "units one client (address) may hold in checkouts awaiting payment, counted in the database (0: no limit, else at least 10, what one checkout may buy)")
 	fs.BoolVar(&cfg.behindProxy, "behind-proxy", false, "the shop is reached only through a proxy: take a client's address from the last X-Forwarded-For entry")
@@ -100,6 +102,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		cfg.databaseURL = databaseURL
 	}
 	if err := cfg.http.check(); err != nil {
+		return cfg, err
+	}
+	if err := cfg.log.check(); err != nil {
 		return cfg, err
 	}
 	if pending := cfg.checkout.PendingUnitsPerClient; cfg.limits.PerMinute < 0 || pending < 0 || 0 < pending && pending < shop.MaxQuantity {
@@ -174,7 +179,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.version {
 		return printVersion(stdout)
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	logger := cfg.log.logger(stderr)
 	if cfg.supervise {
 		return supervise(ctx, args, stdout, stderr, logger)
 	}

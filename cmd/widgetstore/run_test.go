@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,7 +49,8 @@ func TestParseConfig(t *testing.T) {
 	if _, err := parseConfig([]string{"extra"}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Error("a stray argument was accepted")
 	}
-	for _, args := range [][]string{{"-pending-units", "9"}, {"-pending-units", "-1"}, {"-checkouts-per-minute", "-1"}, {"-max-conns", "0"}, {"-read-timeout", "0s"}} {
+	for _, args := range [][]string{{"-pending-units", "9"}, {"-pending-units", "-1"}, {"-checkouts-per-minute", "-1"}, {"-max-conns", "0"}, {"-read-timeout", "0s"}, {"-drain", "-1s"},
+		{"-log-format", "xml"}, {"-log-level", "loud"}} {
 		if _, err := parseConfig(args, func(string) string { return "" }, io.Discard); err == nil {
 			t.Errorf("%q was accepted", args)
 		}
@@ -216,6 +218,55 @@ func TestReadyzDrains(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + r.addr + "/livez"); err == nil {
 		t.Error("the server still answers after run returned")
+	}
+}
+
+// TestRunLogsJSON: -log-format json -log-level debug logs every line as a
+// JSON object, the request's line with its id among them; at the default
+// level, the request's line is not logged.
+func TestRunLogsJSON(t *testing.T) {
+	t.Parallel()
+	get := func(addr string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+addr+"/livez", nil)
+		req.Header.Set("X-Request-Id", "test-id-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	r := startRun(t, nil, "-log-format", "json", "-log-level", "debug")
+	get(r.addr)
+	if err := r.stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	var requests int
+	for line := range strings.Lines(r.log.String()) {
+		var record struct {
+			Level   string
+			Msg     string
+			Request struct{ ID, Path string }
+		}
+		if err := json.Unmarshal([]byte(line), &record); err != nil {
+			t.Errorf("a line that is not JSON: %s", line)
+			continue
+		}
+		if record.Msg == "request" && record.Request.ID == "test-id-1" && record.Request.Path == "/livez" && record.Level == "DEBUG" {
+			requests++
+		}
+	}
+	if requests != 1 {
+		t.Errorf("want the request's line once, with its id, got it %d times:\n%s", requests, r.log.String())
+	}
+
+	r = startRun(t, nil)
+	get(r.addr)
+	if err := r.stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if strings.Contains(r.log.String(), "test-id-1") {
+		t.Errorf("at the default level (info) the request's line is logged:\n%s", r.log.String())
 	}
 }
 

@@ -1,9 +1,11 @@
 package web
 
 import (
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -14,7 +16,7 @@ import (
 // be written; at Debug otherwise, and when the client left before its
 // answer.
 func (s *Server) logRequest(r *http.Request, rec *statusRecorder, d time.Duration) {
-	request := slog.Group("request", "method", r.Method, "path", r.URL.Path)
+	request := slog.Group("request", "id", rec.id, "method", r.Method, "path", r.URL.Path)
 	switch {
 	case rec.err != nil && r.Context().Err() != nil:
 		s.logger.Debug("client went away", request, "status", rec.status, "duration", d, slog.Any("error", rec.err))
@@ -25,6 +27,25 @@ func (s *Server) logRequest(r *http.Request, rec *statusRecorder, d time.Duratio
 	default:
 		s.logger.Debug("request", request, "status", rec.status, "duration", d)
 	}
+}
+
+// RequestIDHeader carries a request's id, which its log line shows: the
+// client's, when it sends a sane one (a proxy's, to follow a request
+// across both logs), else one made here; the answer carries it back.
+const RequestIDHeader = "X-Request-Id"
+
+// maxRequestID bounds a client's request id: it goes into every log line.
+const maxRequestID = 128
+
+// requestID is the client's id for r when it is sane (1 to maxRequestID
+// printable ASCII characters, no space: nothing that could break or forge
+// a log line), else a random one.
+func requestID(r *http.Request) string {
+	id := r.Header.Get(RequestIDHeader)
+	if id == "" || len(id) > maxRequestID || strings.ContainsFunc(id, func(c rune) bool { return c <= ' ' || c > '~' }) {
+		return rand.Text()
+	}
+	return id
 }
 
 // recorderKey is the request context's key to its statusRecorder.

@@ -71,7 +71,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK, id: requestID(r)}
+	h.Set(RequestIDHeader, rec.id)
 	r = r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec)) // for noteFailure
 	s.mux.ServeHTTP(&jsonErrors{ResponseWriter: rec, r: r}, r)
 	s.logRequest(r, rec, time.Since(start))
@@ -81,7 +82,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
-	err    error // what went wrong answering, if anything (noteFailure)
+	id     string // the request's id (requestID)
+	err    error  // what went wrong answering, if anything (noteFailure)
 }
 
 func (r *statusRecorder) WriteHeader(status int) {
