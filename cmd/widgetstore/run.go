@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
@@ -197,8 +200,12 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	if err := db.Migrate(ctx, checkout.DBOSLogger(logger)); err != nil {
 		return fmt.Errorf("migrating the database: %w", err)
 	}
+	// One registry for the process, passed down like the logger; GET
+	// /metrics serves it.
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
-		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger,
+		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger, Metrics: metrics,
 	})
 	if err != nil {
 		return err
@@ -209,7 +216,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		}
 	}()
 
-	opts := web.Options{WebhookSecret: cfg.webhookKey, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy}
+	opts := web.Options{WebhookSecret: cfg.webhookKey, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy, Metrics: metrics}
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}

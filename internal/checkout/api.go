@@ -91,8 +91,8 @@ func (c *Checkout) checkProduct(ctx context.Context, id int64) error {
 // deadline is an error with a shop error kind and changes nothing.
 func (c *Checkout) Pay(ctx context.Context, paymentID string, status shop.PaymentStatus) (shop.Order, error) {
 	var order shop.Order
+	var changed bool
 	err := c.db.InTx(ctx, func(tx dbos.Tx) error {
-		var changed bool
 		var err error
 		order, changed, err = store.SettlePayment(ctx, tx, paymentID, status, time.Now())
 		if err != nil || !changed {
@@ -106,9 +106,12 @@ func (c *Checkout) Pay(ctx context.Context, paymentID string, status shop.Paymen
 		return nil
 	})
 	if err != nil {
+		c.metrics.paymentReported(order, false, err) // rolled back
 		return order, err
 	}
-	return order, settled(order, status)
+	err = settled(order, status)
+	c.metrics.paymentReported(order, changed, err)
+	return order, err
 }
 
 // settled says whether an order agrees with a reported status: nil when

@@ -57,6 +57,7 @@ type Checkout struct {
 	ds      *dbos.DataSource
 	cfg     Config
 	logger  *slog.Logger
+	metrics *metrics
 	// knownProducts holds the ids of products seen in the catalog.
 	knownProducts sync.Map
 	watch         watch

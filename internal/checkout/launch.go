@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/widgetstore/widgetstore/internal/store"
 )
@@ -29,6 +30,9 @@ type LaunchConfig struct {
 	Retention  Retention
 	ExecutorID string       // stable per instance: DBOS recovers its own executor's workflows
 	Logger     *slog.Logger // the app's; DBOS gets it at Warn level
+	// Metrics is where the checkout's metrics are registered; nil, in a
+	// registry of their own that no one reads.
+	Metrics prometheus.Registerer
 }
 
 // Launch starts DBOS on db, which must be migrated (store.DB.Migrate),
@@ -63,7 +67,14 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	if err != nil {
 		return nil, fmt.Errorf("creating the DBOS data source: %w", err)
 	}
-	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, retention: cfg.Retention, logger: cfg.Logger}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	metrics, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, retention: cfg.Retention, logger: cfg.Logger, metrics: metrics}
 	dbos.RegisterWorkflow(dbosCtx, c.checkout, dbos.WithWorkflowName(WorkflowCheckout))
 	dbos.RegisterWorkflow(dbosCtx, c.retain, dbos.WithWorkflowName(WorkflowRetention))
 	if err := dbos.Launch(dbosCtx); err != nil {

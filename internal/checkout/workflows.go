@@ -65,6 +65,7 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	defer c.watch.noteReturned(checkoutID)
+	c.metrics.started.Inc()
 	placedOrder, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (store.Placed, error) {
 		return store.PlaceOrder(ctx, tx, store.NewOrder{
 			CheckoutID:       checkoutID,
@@ -120,6 +121,9 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
+		if order.Status == shop.StatusCancelled {
+			c.metrics.timedOut.Inc()
+		}
 	} else {
 		order.PaidAt = word.PaidAt
 		order.Status = shop.StatusPaid
@@ -146,5 +150,6 @@ func (c *Checkout) dispatch(ctx dbos.Context, order shop.Order) (Result, error) 
 	}, dbos.WithStepName("checkout.markDispatched")); err != nil {
 		return Result{}, err
 	}
+	c.metrics.settled[shop.StatusDispatched].Inc()
 	return Result{OrderID: order.ID, Status: shop.StatusDispatched}, nil
 }

@@ -43,6 +43,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /healthz", handleHealth(s.db, s.checkout))
 	s.mux.Handle("GET /livez", handleLive())
 	s.mux.Handle("GET /readyz", handleReady(&s.draining, handleHealth(s.db, s.checkout)))
+	s.mux.Handle("GET /metrics", s.operator(handleMetrics(s.registry)))
 }
 
 // operator lets a request through to h only with the operator's token,

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
@@ -26,6 +28,8 @@ type Server struct {
 	mux      *http.ServeMux
 	guard    *checkoutGuard
 	draining atomic.Bool // set by Drain: /readyz answers 503
+	metrics  *httpMetrics
+	registry *prometheus.Registry
 }
 
 // Options are the server's switches.
@@ -48,12 +52,20 @@ type Options struct {
 	// X-Forwarded-For, which the proxy in front sets; without it the
 	// header is ignored, since a client can write anything there.
 	BehindProxy bool
+	// Metrics is where the server registers its metrics and what GET
+	// /metrics serves (the operator's); nil, a registry of the server's
+	// own.
+	Metrics *prometheus.Registry
 }
 
 // NewServer returns the shop's handler.
 func NewServer(logger *slog.Logger, db *store.DB, co *checkout.Checkout, opts Options) *Server {
 	s := &Server{logger: logger, db: db, checkout: co, opts: opts, mux: http.NewServeMux(),
-		guard: newCheckoutGuard(logger, opts.Limits, opts.BehindProxy)}
+		guard: newCheckoutGuard(logger, opts.Limits, opts.BehindProxy), registry: opts.Metrics}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	s.metrics = newHTTPMetrics(s.registry)
 	s.routes()
 	return s
 }
@@ -75,7 +87,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set(RequestIDHeader, rec.id)
 	r = r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec)) // for noteFailure
 	s.mux.ServeHTTP(&jsonErrors{ResponseWriter: rec, r: r}, r)
-	s.logRequest(r, rec, time.Since(start))
+	d := time.Since(start)
+	s.metrics.observe(r, rec.status, d) // the mux set r.Pattern
+	s.logRequest(r, rec, d)
 }
 
 // statusRecorder remembers the status a handler answered with, for the log.
