@@ -42,7 +42,7 @@ type Options struct {
 	// Unset, the webhook is open to anyone, as the seed's was.
 	WebhookSecret []byte
 	// OperatorToken, when set, must come as "Authorization: Bearer <token>"
-	// with every operator's request: restock, crash, audit, workflows.
+	// with every operator's request: restock, crash, audit, workflows, metrics.
 	// Unset, they are open, as the seed's restock and crash were.
 	OperatorToken []byte
 	// Limits bound how fast one client may start checkouts; the zero
