@@ -184,7 +184,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := cfg.log.logger(stderr)
 	if cfg.supervise {
-		return supervise(ctx, args, stdout, stderr, logger)
+		return supervise(ctx, args, cfg.http.drain, stdout, stderr, logger)
 	}
 	return serve(ctx, cfg, stdout, logger)
 }
