@@ -121,7 +121,8 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		if order.Status == shop.StatusCancelled {
+		// A refusal that got to the order first was counted by Pay.
+		if order.Status == shop.StatusCancelled && order.CancelReason == shop.ReasonPaymentTimeout {
 			c.metrics.timedOut.Inc()
 		}
 	} else {
