@@ -158,12 +158,7 @@ func (s *closedStats) failed(ctx context.Context, call string, err error) {
 func (s *closedStats) record(kind, example string) {
 	s.add(func() {
 		s.nErrors++
-		e := s.errors[kind]
-		if e == nil {
-			e = &errorKind{Example: example}
-			s.errors[kind] = e
-		}
-		e.Count++
+		countError(s.errors, kind, example, 1)
 	})
 }
 

@@ -202,12 +202,7 @@ func (s *stats) record(kind, example string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nErrors++
-	e := s.errors[kind]
-	if e == nil {
-		e = &errorKind{Example: example}
-		s.errors[kind] = e
-	}
-	e.Count++
+	countError(s.errors, kind, example, 1)
 }
 
 // report is what a run measured. The counts add up:

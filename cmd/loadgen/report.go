@@ -22,6 +22,16 @@ type errorKind struct {
 	Example string `json:"example"`
 }
 
+// countError adds n errors of kind to kinds, keeping the first example.
+func countError(kinds map[string]*errorKind, kind, example string, n int) {
+	e := kinds[kind]
+	if e == nil {
+		e = &errorKind{Example: example}
+		kinds[kind] = e
+	}
+	e.Count += n
+}
+
 // latency summarizes the latencies of one call, in milliseconds.
 type latency struct {
 	Count int     `json:"count"`
@@ -167,12 +177,7 @@ func (r *runRow) addError(kind, example string) { r.addErrorN(kind, example, 1) 
 
 func (r *runRow) addErrorN(kind, example string, n int) {
 	r.Errors += n
-	e := r.ErrorKinds[kind]
-	if e == nil {
-		e = &errorKind{Example: example}
-		r.ErrorKinds[kind] = e
-	}
-	e.Count += n
+	countError(r.ErrorKinds, kind, example, n)
 }
 
 // dispatchWaitEnded records a wait for the dispatches that failed, or
