@@ -94,7 +94,7 @@ func (c *Checkout) Resume(ctx context.Context, id string) error {
 	return nil
 }
 
-// Cancel cancels a workflow and the children it started: it stops at its
+// Cancel cancels a workflow (the checkout starts no children): it stops at its
 // next step and stays CANCELLED until resumed. A checkout cancelled while
 // it waits for its payment keeps its order, and its stock, until resumed.
 func (c *Checkout) Cancel(ctx context.Context, id string) error {
