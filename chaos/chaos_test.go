@@ -439,7 +439,7 @@ func TestTwoInstancesShareOnePostgres(t *testing.T) {
 func TestSilentInstanceTakenOver(t *testing.T) {
 	t.Parallel()
 	url := dbtest.NewDatabase(t, "postgres")
-	args := []string{"-takeover-after", "2s", "-dispatch-steps", "200", "-dispatch-interval", "40ms"}
+	args := []string{"-takeover-after", "2s", "-heartbeat", "500ms", "-dispatch-steps", "200", "-dispatch-interval", "40ms"}
 	a := newShop(t, url, append(args, "-executor-id", "instance-a")...)
 	b := newShop(t, url, append(args, "-executor-id", "instance-b")...)
 	a.run()

@@ -32,6 +32,7 @@ type config struct {
 	crashButton bool
 	executorID  string
 	takeover    time.Duration
+	heartbeat   time.Duration
 	http        httpConfig
 	log         logConfig
 	limits      web.CheckoutLimits
@@ -74,7 +75,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&cfg.supervise, "supervise", true, "run the server under a supervisor that restarts it when it dies; turn off under systemd or Kubernetes")
 	fs.BoolVar(&cfg.crashButton, "crash-button", true, "serve POST /crash_application, which kills the server (a demo)")
 	fs.StringVar(&cfg.executorID, "executor-id", executorID, "this instance's stable id among those sharing a database (default from DBOS__VMID)")
-	fs.DurationVar(&cfg.takeover, "takeover-after", 30*time.Second, "on PostgreSQL, take over the workflows of another instance silent this long (0: never)")
+	fs.DurationVar(&cfg.takeover, "takeover-after", 30*time.Second, fmt.Sprintf("on PostgreSQL, take over the workflows of another instance silent this long, and for %d of its own heartbeats (0: never; else at least %d times -heartbeat)",
+		store.HeartbeatMargin, store.HeartbeatMargin))
+	fs.DurationVar(&cfg.heartbeat, "heartbeat", defaultHeartbeat, "on PostgreSQL, how often this instance records that it is alive, for the others' -takeover-after")
 	fs.DurationVar(&cfg.checkout.PaymentTimeout, "payment-timeout", cfg.checkout.PaymentTimeout, "how long a checkout waits for its payment")
 	fs.IntVar(&cfg.checkout.DispatchSteps, "dispatch-steps", cfg.checkout.DispatchSteps, "progress steps of a dispatch")
 	fs.DurationVar(&cfg.checkout.DispatchInterval, "dispatch-interval", cfg.checkout.DispatchInterval, "time between two dispatch steps")
@@ -110,6 +113,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := cfg.log.check(); err != nil {
 		return cfg, err
 	}
+	if err := checkTakeover(cfg.heartbeat, cfg.takeover); err != nil {
+		return cfg, err
+	}
 	if pending := cfg.checkout.PendingUnitsPerClient; cfg.limits.PerMinute < 0 || pending < 0 || 0 < pending && pending < shop.MaxQuantity {
 		return cfg, fmt.Errorf("-checkouts-per-minute must be 0 (no limit) or more, -pending-units 0 (no limit) or at least %d, what one checkout may buy", shop.MaxQuantity)
 	}
@@ -123,6 +129,32 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			"crash the server and resume workflows: set both in the environment, serve on 127.0.0.1 (the default), or pass -open-demo to serve the open demo anyway", cfg.addr)
 	}
 	return cfg, nil
+}
+
+// defaultHeartbeat is -heartbeat's default: a write every 5 s is nothing
+// to the database, and leaves the default -takeover-after (30 s) twice
+// the margin.
+const defaultHeartbeat = 5 * time.Second
+
+// minHeartbeat bounds -heartbeat from below: every beat is a write.
+const minHeartbeat = 100 * time.Millisecond
+
+// checkTakeover refuses the heartbeat and takeover settings under which an
+// instance could take over a live one: a silence shorter than a few of its
+// own beats, which a busy database or a paused process can miss. (Another
+// instance's beats are waited for as it records them: store.SilentExecutors.)
+func checkTakeover(heartbeat, takeover time.Duration) error {
+	if heartbeat < minHeartbeat {
+		return fmt.Errorf("-heartbeat %v: must be at least %v", heartbeat, minHeartbeat)
+	}
+	if takeover < 0 {
+		return fmt.Errorf("-takeover-after %v: must be 0 (never take over) or positive", takeover)
+	}
+	if takeover > 0 && takeover < store.HeartbeatMargin*heartbeat {
+		return fmt.Errorf("-takeover-after %v is less than %d times -heartbeat %v: a live instance that missed a beat or two would be taken over; "+
+			"set -takeover-after to %v or more, or a shorter -heartbeat", takeover, store.HeartbeatMargin, heartbeat, store.HeartbeatMargin*heartbeat)
+	}
+	return nil
 }
 
 // secured reports whether payment reports must be signed and the
@@ -234,7 +266,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	if db.Postgres != nil && cfg.takeover > 0 {
 		takeoverCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { defer close(done); co.TakeOver(takeoverCtx, cfg.executorID, cfg.takeover) }()
+		go func() { defer close(done); co.TakeOver(takeoverCtx, cfg.executorID, cfg.heartbeat, cfg.takeover) }()
 		stopTakeover = func() { cancel(); <-done }
 	}
 	defer stopTakeover() // before DBOS shuts down

@@ -3,9 +3,11 @@ package store_test
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/widgetstore/widgetstore/internal/dbtest"
 	"github.com/widgetstore/widgetstore/internal/store"
@@ -146,5 +148,65 @@ func TestOpenCreatesAMissingPostgresDatabase(t *testing.T) {
 	db := openMigrated(t, missing)
 	if products, err := store.ListProducts(ctx, db.Q()); err != nil || len(products) != 4 {
 		t.Errorf("the created database's catalog: %d products, %v", len(products), err)
+	}
+}
+
+// TestSilentExecutorsWaitForTheirOwnHeartbeats: an instance is silent for
+// another once it has missed the other's silence and store.HeartbeatMargin
+// of its own recorded heartbeats, so one that beats slowly is not taken
+// for dead by one that expects quick beats; only a silent one is forgotten.
+func TestSilentExecutorsWaitForTheirOwnHeartbeats(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openMigrated(t, dbtest.NewDatabase(t, "postgres"))
+	q := db.Q()
+	for _, id := range []string{"self", "quick", "slow", "old-build"} {
+		if err := store.Heartbeat(ctx, q, id, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each last beat 10 s ago, "slow" beating every 4 s (so silent only
+	// after 12 s), "old-build" without an interval recorded.
+	for id, every := range map[string]int64{"quick": 1000, "slow": 4000, "old-build": 0} {
+		if _, err := q.Exec(ctx, `UPDATE executors SET heartbeat_at_ms = heartbeat_at_ms - 10000, heartbeat_every_ms = $2 WHERE executor_id = $1`, id, every); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		after time.Duration
+		want  []string
+	}{
+		{2 * time.Second, []string{"old-build", "quick"}},
+		{9 * time.Second, []string{"old-build", "quick"}},
+		{11 * time.Second, nil},
+	} {
+		silent, err := store.SilentExecutors(ctx, q, "self", tt.after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(silent, tt.want) {
+			t.Errorf("silent for more than %v: %q, want %q", tt.after, silent, tt.want)
+		}
+	}
+	for _, id := range []string{"quick", "slow"} {
+		if err := store.ForgetExecutor(ctx, q, id, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var left []string
+	rows, err := q.Query(ctx, `SELECT executor_id FROM executors ORDER BY executor_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, id)
+	}
+	rows.Close()
+	if want := []string{"old-build", "self", "slow"}; !slices.Equal(left, want) {
+		t.Errorf("after forgetting the silent ones: %q, want %q", left, want)
 	}
 }
