@@ -222,14 +222,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // serve starts in order (database, migrations, DBOS with recovery, HTTP)
-// and stops in reverse, each step under a deadline.
+// and stops in reverse. A stop asked for by ctx ends within the stop
+// budget (stopBudget): past it serve returns an error without waiting any
+// more, and what was in flight stays pending for the next start.
 func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logger) error {
 	db, err := store.Open(ctx, cfg.databaseURL)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
 	if err := db.Migrate(ctx, checkout.DBOSLogger(logger)); err != nil {
+		db.Close()
 		return fmt.Errorf("migrating the database: %w", err)
 	}
 	// One registry for the process, passed down like the logger; GET
@@ -240,27 +242,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger, Metrics: metrics,
 	})
 	if err != nil {
+		db.Close()
 		return err
 	}
-	defer func() {
-		if err := co.Shutdown(10 * time.Second); err != nil {
-			logger.Error("shutting down", slog.Any("error", err))
-		}
-	}()
-
-	opts := web.Options{WebhookSecret: cfg.webhookKey, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy, Metrics: metrics}
-	if cfg.crashButton {
-		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
-	}
-	listener, err := cfg.http.listen(cfg.addr)
-	if err != nil {
-		return err
-	}
-	handler := web.NewServer(logger, db, co, opts)
-	server := cfg.http.server(handler)
-	logMode(logger, cfg, listener.Addr(), db.Engine())
-	fmt.Fprintf(stdout, "widgetstore listening on %s\n", listener.Addr())
-
 	// On PostgreSQL other instances may share the database.
 	stopTakeover := func() {}
 	if db.Postgres != nil && cfg.takeover > 0 {
@@ -269,30 +253,67 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		go func() { defer close(done); co.TakeOver(takeoverCtx, cfg.executorID, cfg.heartbeat, cfg.takeover) }()
 		stopTakeover = func() { cancel(); <-done }
 	}
-	defer stopTakeover() // before DBOS shuts down
+	// release stops what was started, in reverse, after HTTP.
+	release := func() {
+		stopTakeover() // before DBOS shuts down
+		if err := co.Shutdown(dbosShutdownTimeout); err != nil {
+			logger.Error("shutting down", slog.Any("error", err))
+		}
+		db.Close()
+	}
+
+	opts := web.Options{WebhookSecret: cfg.webhookKey, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy, Metrics: metrics}
+	if cfg.crashButton {
+		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	}
+	listener, err := cfg.http.listen(cfg.addr)
+	if err != nil {
+		release()
+		return err
+	}
+	handler := web.NewServer(logger, db, co, opts)
+	server := cfg.http.server(handler)
+	logMode(logger, cfg, listener.Addr(), db.Engine())
+	fmt.Fprintf(stdout, "widgetstore listening on %s\n", listener.Addr())
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.Serve(listener) }()
 	select {
 	case err := <-serveErr:
+		release()
 		return err
 	case <-ctx.Done():
 	}
+	budget := stopBudget(cfg.http.drain)
+	deadline := time.NewTimer(budget)
+	defer deadline.Stop()
 	// Not ready from now on, but still serving for the drain, so that a
 	// load balancer stops sending requests before the listener closes.
 	handler.Drain()
-	logger.Info("shutting down", "drain", cfg.http.drain)
+	logger.Info("shutting down", "drain", cfg.http.drain, "budget", budget)
+	stopped := make(chan error, 1)
+	go func() {
+		select {
+		case <-time.After(cfg.http.drain):
+		case err := <-serveErr:
+			release()
+			stopped <- err
+			return
+		}
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+		defer cancel()
+		if err := server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("HTTP shutdown", slog.Any("error", err))
+		}
+		release()
+		stopped <- nil
+	}()
 	select {
-	case <-time.After(cfg.http.drain):
-	case err := <-serveErr:
+	case err := <-stopped:
 		return err
+	case <-deadline.C:
+		return fmt.Errorf("the shutdown took longer than its budget, %v: exiting with the workflows in flight left pending for the next start", budget)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		logger.Warn("HTTP shutdown", slog.Any("error", err))
-	}
-	return nil
 }
 
 // pageURL is where a person on this machine opens the shop.

@@ -17,14 +17,14 @@ const (
 	restartDelay    = 200 * time.Millisecond
 	maxRestartDelay = 10 * time.Second
 	healthyRun      = 10 * time.Second // a run this long resets the delay
-	stopGrace       = 15 * time.Second // from SIGTERM to SIGKILL on shutdown, after the child's drain
 )
 
 // supervise runs this same program as a child without the supervisor, and
 // starts it again whenever it dies (the crash button, a panic, SIGKILL)
 // until ctx is done, which it passes on as SIGTERM. A clean exit of the
-// child ends the supervisor too. The child is given its drain (-drain)
-// and stopGrace to stop before it is killed.
+// child ends the supervisor too. The child is given its stop budget
+// (stopBudget of its -drain) and supervisorSlack to stop before it is
+// killed.
 func supervise(ctx context.Context, args []string, drain time.Duration, stdout, stderr io.Writer, logger *slog.Logger) error {
 	exe, err := os.Executable()
 	if err != nil {
@@ -47,7 +47,7 @@ func supervise(ctx context.Context, args []string, drain time.Duration, stdout, 
 			cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-done:
-			case <-time.After(drain + stopGrace):
+			case <-time.After(stopBudget(drain) + supervisorSlack):
 				cmd.Process.Kill()
 				<-done
 			}
