@@ -25,7 +25,7 @@ func TestSIGTERMUnderLoadEndsWithinBudget(t *testing.T) {
 		s := newShop(t, url, "-drain", "1s", "-checkouts-per-minute", "0", "-pending-units", "0",
 			"-dispatch-steps", "3", "-dispatch-interval", "200ms")
 		s.run()
-		s.mustPost("/restock")
+		s.restockFor()
 		l := startLoad(s, "term", 4)
 		waitForPayments(t, l, 20)
 
@@ -51,7 +51,7 @@ func TestSIGTERMUnderLoadEndsWithinBudget(t *testing.T) {
 		s.run()
 		l.finish(t)
 		l.checkNothingLost(t, url)
-		s.audit(len(l.payments))
+		s.checkBooks()
 		s.stop()
 	})
 }

@@ -35,7 +35,10 @@ func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (payme
 	if err := c.checkProduct(reqCtx, req.ProductID); err != nil {
 		return "", err
 	}
-	if _, err := dbos.RunWorkflow(c.dbosCtx, c.checkout, req, dbos.WithWorkflowID(key)); err != nil {
+	if err := c.writable(reqCtx); err != nil {
+		return "", fmt.Errorf("starting checkout %s: %w", key, err)
+	}
+	if err := c.startWorkflow(reqCtx, key, req); err != nil {
 		return "", fmt.Errorf("starting checkout %s: %w", key, err)
 	}
 	ctx := dbos.From(c.dbosCtx, reqCtx) // the wait ends with the request
@@ -65,6 +68,32 @@ func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (payme
 		return "", shop.Errorf(shop.ErrConflict, "%s is not available in that quantity", name)
 	}
 	return placed.PaymentID, nil
+}
+
+// startWait bounds how long a request waits for DBOS to record a new
+// checkout. DBOS retries a write that failed for want of the database
+// until it succeeds, with a delay that doubles up to 30 s, so a request
+// caught by an outage (a failover) would wait on long after the database
+// is back. Past startWait the client is answered 503, to send the same
+// key again; the start goes on, and the retry finds what it recorded.
+const startWait = 5 * time.Second
+
+// startWorkflow starts the checkout of key, or finds the one it started,
+// waiting at most startWait (store.ErrSlow then).
+func (c *Checkout) startWorkflow(reqCtx context.Context, key string, req Request) error {
+	started := make(chan error, 1)
+	go func() {
+		_, err := dbos.RunWorkflow(c.dbosCtx, c.checkout, req, dbos.WithWorkflowID(key))
+		started <- err
+	}()
+	select {
+	case err := <-started:
+		return err
+	case <-reqCtx.Done():
+		return reqCtx.Err()
+	case <-time.After(startWait):
+		return fmt.Errorf("recording it for over %v: %w", startWait, store.ErrSlow)
+	}
 }
 
 // checkProduct returns an error of kind shop.ErrNotFound for a product that

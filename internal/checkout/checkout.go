@@ -58,6 +58,9 @@ type Checkout struct {
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
+	// executorID is this instance's id among those sharing the database
+	// (DBOS's default, "local", when none was given).
+	executorID string
 	// knownProducts holds the ids of products seen in the catalog.
 	knownProducts sync.Map
 	watch         watch

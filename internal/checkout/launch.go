@@ -74,7 +74,8 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	if err != nil {
 		return nil, err
 	}
-	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, retention: cfg.Retention, logger: cfg.Logger, metrics: metrics}
+	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, retention: cfg.Retention, logger: cfg.Logger, metrics: metrics,
+		executorID: cmp.Or(cfg.ExecutorID, "local")}
 	dbos.RegisterWorkflow(dbosCtx, c.checkout, dbos.WithWorkflowName(WorkflowCheckout))
 	dbos.RegisterWorkflow(dbosCtx, c.retain, dbos.WithWorkflowName(WorkflowRetention))
 	if err := dbos.Launch(dbosCtx); err != nil {
@@ -82,7 +83,7 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	}
 	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
-	go func() { defer close(done); c.runWatch(watchCtx, cmp.Or(cfg.ExecutorID, "local")) }()
+	go func() { defer close(done); c.runWatch(watchCtx) }()
 	c.stopWatch = func() { cancel(); <-done }
 	return c, nil
 }

@@ -46,8 +46,22 @@ func (c *Checkout) Healthy() error {
 	return c.watch.probeErr
 }
 
+// writable returns nil when the database took the watch's last write
+// probe; else it probes again, with ctx, and returns that probe's error.
+// While the database is out of reach (failing over, say) a checkout would
+// wait, in DBOS's retries of its first write, for as long as the outage
+// lasts; its client is better told at once to come back (503 with
+// Retry-After). The probe costs a checkout nothing while the database is
+// healthy, and one write while it is not.
+func (c *Checkout) writable(ctx context.Context) error {
+	if c.Healthy() == nil {
+		return nil
+	}
+	return store.ProbeWrite(ctx, c.db.Q(), c.executorID)
+}
+
 // runWatch runs the watch until ctx is done.
-func (c *Checkout) runWatch(ctx context.Context, executorID string) {
+func (c *Checkout) runWatch(ctx context.Context) {
 	ticker := time.NewTicker(watchInterval)
 	defer ticker.Stop()
 	var due []string // returned a tick ago or more: their outcome is written by now
@@ -58,7 +72,7 @@ func (c *Checkout) runWatch(ctx context.Context, executorID string) {
 		case now := <-ticker.C:
 			c.startRetention(now)
 		}
-		probeErr := store.ProbeWrite(ctx, c.db.Q(), executorID)
+		probeErr := store.ProbeWrite(ctx, c.db.Q(), c.executorID)
 		if probeErr != nil && ctx.Err() == nil {
 			c.logger.Warn("the database refuses writes", slog.Any("error", probeErr))
 		}

@@ -12,14 +12,21 @@ import (
 	"modernc.org/sqlite"
 )
 
+// ErrSlow says the database did not answer in the time a request may wait
+// for it; IsUnavailable counts it.
+var ErrSlow = errors.New("the database did not answer in time")
+
 // IsUnavailable reports whether err says the database is out of reach for
 // a moment rather than that the request or the shop is wrong: PostgreSQL
-// restarting, failing over or refusing connections, a connection cut, or a
-// SQLite file that is locked or whose disk is full. A client may retry the
-// same request after a short while.
+// restarting, failing over or refusing connections, a connection cut, a
+// SQLite file that is locked or whose disk is full, or ErrSlow. A client
+// may retry the same request after a short while.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
+	}
+	if errors.Is(err, ErrSlow) {
+		return true
 	}
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) || pgconn.SafeToRetry(err) {
