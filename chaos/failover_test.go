@@ -81,12 +81,15 @@ func TestDatabaseFailover(t *testing.T) {
 		pause := served.Sub(killed)
 		pauses = append(pauses, pause)
 		afterPromotion = append(afterPromotion, served.Sub(promoting))
-		meanwhile := l.answersBetween(killed, served)
-		for status, n := range meanwhile {
-			refused[status] += n
+		withoutPrimary, sincePromotion := l.answersBetween(killed, promoting), l.answersBetween(promoting, served)
+		for _, counts := range []map[int]int{withoutPrimary, sincePromotion} {
+			for status, n := range counts {
+				refused[status] += n
+			}
 		}
-		t.Logf("round %d: primary killed; %v later the standby promoted in %v; first checkout served %v after the kill (%v after the promotion began); answers meanwhile by status: %v",
-			round, noPrimaryFor, promoted.Round(time.Millisecond), pause.Round(time.Millisecond), served.Sub(promoting).Round(time.Millisecond), meanwhile)
+		t.Logf("round %d: primary killed; %v later the standby promoted in %v; first checkout served %v after the kill (%v after the promotion began); "+
+			"answers by status without a primary: %v, from the promotion to the first checkout served: %v",
+			round, noPrimaryFor, promoted.Round(time.Millisecond), pause.Round(time.Millisecond), served.Sub(promoting).Round(time.Millisecond), withoutPrimary, sincePromotion)
 		c.rebuildStandby()
 	}
 	waitForPayments(t, l, l.paid()+20) // served by the last primary
