@@ -38,11 +38,16 @@ func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (payme
 	if err := c.writable(reqCtx); err != nil {
 		return "", fmt.Errorf("starting checkout %s: %w", key, err)
 	}
-	if err := c.startWorkflow(reqCtx, key, req); err != nil {
+	if _, err := awaitDatabase(reqCtx, c, startWait, func(context.Context) (dbos.WorkflowHandle[Result], error) {
+		return dbos.RunWorkflow(c.dbosCtx, c.checkout, req, dbos.WithWorkflowID(key))
+	}); err != nil {
 		return "", fmt.Errorf("starting checkout %s: %w", key, err)
 	}
-	ctx := dbos.From(c.dbosCtx, reqCtx) // the wait ends with the request
-	placed, err := dbos.GetEvent[placement](ctx, key, EventPlaced, publishWait)
+	// GetEvent's own timeout says when the checkout took too long, the
+	// second more only that the database stopped answering.
+	placed, err := awaitDatabase(reqCtx, c, publishWait+time.Second, func(ctx context.Context) (placement, error) {
+		return dbos.GetEvent[placement](dbos.From(c.dbosCtx, ctx), key, EventPlaced, publishWait)
+	})
 	if err != nil {
 		return "", fmt.Errorf("waiting for checkout %s to place its order: %w", key, err)
 	}
@@ -74,27 +79,53 @@ func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (payme
 // checkout. DBOS retries a write that failed for want of the database
 // until it succeeds, with a delay that doubles up to 30 s, so a request
 // caught by an outage (a failover) would wait on long after the database
-// is back. Past startWait the client is answered 503, to send the same
-// key again; the start goes on, and the retry finds what it recorded.
+// is back.
 const startWait = 5 * time.Second
 
-// startWorkflow starts the checkout of key, or finds the one it started,
-// waiting at most startWait (store.ErrSlow then).
-func (c *Checkout) startWorkflow(reqCtx context.Context, key string, req Request) error {
-	started := make(chan error, 1)
+// awaitDatabase runs fn, a call into DBOS, with a context that ends with
+// ctx, and waits for it at most limit, and only while the database takes
+// writes: once the watch sees a write fail after the wait began, it gives
+// up with store.ErrSlow, and the client is answered 503, to send the same
+// key again (DBOS retries its writes until the database is back, and
+// would keep the request waiting through the outage and its backoff). What
+// fn started goes on; the retry finds it.
+func awaitDatabase[T any](ctx context.Context, c *Checkout, limit time.Duration, fn func(context.Context) (T, error)) (T, error) {
+	began := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends fn's wait when the answer is given up on
+	type outcome struct {
+		value T
+		err   error
+	}
+	done := make(chan outcome, 1)
 	go func() {
-		_, err := dbos.RunWorkflow(c.dbosCtx, c.checkout, req, dbos.WithWorkflowID(key))
-		started <- err
+		v, err := fn(ctx)
+		done <- outcome{v, err}
 	}()
-	select {
-	case err := <-started:
-		return err
-	case <-reqCtx.Done():
-		return reqCtx.Err()
-	case <-time.After(startWait):
-		return fmt.Errorf("recording it for over %v: %w", startWait, store.ErrSlow)
+	timeout := time.NewTimer(limit)
+	defer timeout.Stop()
+	poll := time.NewTicker(healthPoll)
+	defer poll.Stop()
+	var zero T
+	for {
+		select {
+		case o := <-done:
+			return o.value, o.err
+		case <-ctx.Done():
+			return zero, ctx.Err()
+		case <-timeout.C:
+			return zero, fmt.Errorf("no answer from the database in %v: %w", limit, store.ErrSlow)
+		case <-poll.C:
+			if err := c.failedSince(began); err != nil {
+				return zero, fmt.Errorf("%w: %w", store.ErrSlow, err)
+			}
+		}
 	}
 }
+
+// healthPoll is how often a request waiting on DBOS looks at what the
+// watch says of the database.
+const healthPoll = 100 * time.Millisecond
 
 // checkProduct returns an error of kind shop.ErrNotFound for a product that
 // is not in the catalog. Products are never deleted (orders refer to them),

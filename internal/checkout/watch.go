@@ -27,8 +27,9 @@ const watchInterval = time.Second
 // so the shop can say it is not ready while its database refuses writes.
 type watch struct {
 	mu       sync.Mutex
-	returned []string // checkouts that returned since the last tick
-	probeErr error    // the last write probe's error
+	returned []string  // checkouts that returned since the last tick
+	probeErr error     // the last write probe's error
+	failedAt time.Time // when a probe last failed
 }
 
 // noteReturned records that a checkout's function returned: DBOS records
@@ -44,6 +45,17 @@ func (c *Checkout) Healthy() error {
 	c.watch.mu.Lock()
 	defer c.watch.mu.Unlock()
 	return c.watch.probeErr
+}
+
+// failedSince returns the watch's probe error when its last probe failed
+// after since, else nil.
+func (c *Checkout) failedSince(since time.Time) error {
+	c.watch.mu.Lock()
+	defer c.watch.mu.Unlock()
+	if c.watch.probeErr != nil && c.watch.failedAt.After(since) {
+		return c.watch.probeErr
+	}
+	return nil
 }
 
 // writable returns nil when the database took the watch's last write
@@ -81,6 +93,9 @@ func (c *Checkout) runWatch(ctx context.Context) {
 			c.logger.Info("the database takes writes again")
 		}
 		c.watch.probeErr = probeErr
+		if probeErr != nil {
+			c.watch.failedAt = time.Now()
+		}
 		next := c.watch.returned
 		c.watch.returned = nil
 		c.watch.mu.Unlock()
