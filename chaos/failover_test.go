@@ -88,8 +88,9 @@ func TestDatabaseFailover(t *testing.T) {
 			}
 		}
 		t.Logf("round %d: primary killed; %v later the standby promoted in %v; first checkout served %v after the kill (%v after the promotion began); "+
-			"answers by status without a primary: %v, from the promotion to the first checkout served: %v",
-			round, noPrimaryFor, promoted.Round(time.Millisecond), pause.Round(time.Millisecond), served.Sub(promoting).Round(time.Millisecond), withoutPrimary, sincePromotion)
+			"answers by status without a primary: %v (the last 200 %v after the kill), from the promotion to the first checkout served: %v",
+			round, noPrimaryFor, promoted.Round(time.Millisecond), pause.Round(time.Millisecond), served.Sub(promoting).Round(time.Millisecond),
+			withoutPrimary, l.lastServedBefore(promoting).Sub(killed).Round(time.Millisecond), sincePromotion)
 		c.rebuildStandby()
 	}
 	waitForPayments(t, l, l.paid()+20) // served by the last primary
@@ -134,6 +135,19 @@ func awaitCheckoutServed(t *testing.T, l *load, since time.Time) time.Time {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// lastServedBefore is when the last answer 200 before t came.
+func (l *load) lastServedBefore(t time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var last time.Time
+	for _, a := range l.answers {
+		if a.status == 200 && a.at.Before(t) && a.at.After(last) {
+			last = a.at
+		}
+	}
+	return last
 }
 
 // paid is how many payments were acknowledged so far.
