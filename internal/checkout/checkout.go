@@ -64,7 +64,7 @@ type Checkout struct {
 	// knownProducts holds the ids of products seen in the catalog.
 	knownProducts sync.Map
 	watch         watch
-	stopWatch     func() // stops runWatch and waits for it
+	stopWatch     func() // stops runWatch and runProbe and waits for them
 	retention     Retention
 	lastRetention time.Time // the period of the last retention run started; runWatch's own
 }

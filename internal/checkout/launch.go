@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
@@ -82,9 +83,10 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 		return nil, fmt.Errorf("launching DBOS: %w", err)
 	}
 	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() { defer close(done); c.runWatch(watchCtx) }()
-	c.stopWatch = func() { cancel(); <-done }
+	var watching sync.WaitGroup
+	watching.Go(func() { c.runWatch(watchCtx) })
+	watching.Go(func() { c.runProbe(watchCtx) })
+	c.stopWatch = func() { cancel(); watching.Wait() }
 	return c, nil
 }
 

@@ -23,8 +23,9 @@ const watchInterval = time.Second
 // write) stays PENDING with nothing running it for as long as the process
 // lives, its order holding its stock. So every checkout that returns is
 // noted, and one that is still PENDING a tick or two later is resumed from
-// its last checkpoint. And the watch writes to the database every tick,
-// so the shop can say it is not ready while its database refuses writes.
+// its last checkpoint. And the watch's probe writes to the database every
+// tick, so the shop can say it is not ready while its database refuses
+// writes.
 type watch struct {
 	mu       sync.Mutex
 	returned []string  // checkouts that returned since the last tick
@@ -72,17 +73,18 @@ func (c *Checkout) writable(ctx context.Context) error {
 	return store.ProbeWrite(ctx, c.db.Q(), c.executorID)
 }
 
-// runWatch runs the watch until ctx is done.
-func (c *Checkout) runWatch(ctx context.Context) {
+// runProbe writes to the database every watchInterval until ctx is done,
+// and keeps what it found for Healthy. It runs apart from runWatch, whose
+// calls into DBOS retry through an outage of the database for as long as
+// it lasts: the probe must say meanwhile that the database is gone.
+func (c *Checkout) runProbe(ctx context.Context) {
 	ticker := time.NewTicker(watchInterval)
 	defer ticker.Stop()
-	var due []string // returned a tick ago or more: their outcome is written by now
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-ticker.C:
-			c.startRetention(now)
+		case <-ticker.C:
 		}
 		probeErr := store.ProbeWrite(ctx, c.db.Q(), c.executorID)
 		if probeErr != nil && ctx.Err() == nil {
@@ -96,6 +98,23 @@ func (c *Checkout) runWatch(ctx context.Context) {
 		if probeErr != nil {
 			c.watch.failedAt = time.Now()
 		}
+		c.watch.mu.Unlock()
+	}
+}
+
+// runWatch runs the watch until ctx is done.
+func (c *Checkout) runWatch(ctx context.Context) {
+	ticker := time.NewTicker(watchInterval)
+	defer ticker.Stop()
+	var due []string // returned a tick ago or more: their outcome is written by now
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-ticker.C:
+			c.startRetention(now)
+		}
+		c.watch.mu.Lock()
 		next := c.watch.returned
 		c.watch.returned = nil
 		c.watch.mu.Unlock()
