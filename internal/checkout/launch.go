@@ -33,6 +33,10 @@ type LaunchConfig struct {
 	// Metrics is where the checkout's metrics are registered; nil, in a
 	// registry of their own that no one reads.
 	Metrics prometheus.Registerer
+	// Register, when set, registers workflows of the program's other parts
+	// (the demo payment provider's) on DBOS before it launches: DBOS
+	// recovers only workflows registered by then.
+	Register func(dbos.Context) error
 }
 
 // Launch starts DBOS on db, which must be migrated (store.DB.Migrate),
@@ -77,6 +81,11 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, retention: cfg.Retention, logger: cfg.Logger, metrics: metrics}
 	dbos.RegisterWorkflow(dbosCtx, c.checkout, dbos.WithWorkflowName(WorkflowCheckout))
 	dbos.RegisterWorkflow(dbosCtx, c.retain, dbos.WithWorkflowName(WorkflowRetention))
+	if cfg.Register != nil {
+		if err := cfg.Register(dbosCtx); err != nil {
+			return nil, fmt.Errorf("registering workflows: %w", err)
+		}
+	}
 	if err := dbos.Launch(dbosCtx); err != nil {
 		return nil, fmt.Errorf("launching DBOS: %w", err)
 	}
