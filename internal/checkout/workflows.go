@@ -53,14 +53,14 @@ type Result struct {
 type placement struct {
 	PaymentID string // "" when the order could not be placed
 	// What was asked for: the seed's one line, or the cart's Lines.
-	ProductID  int64
-	Quantity   int
+	ProductID   int64
+	Quantity    int
 	Lines       []shop.Line `json:",omitempty"`
 	ViaProvider bool        `json:",omitempty"`
 	OutOfStock  bool
 	// Unavailable: the lines the stock could not cover, when OutOfStock.
 	Unavailable []shop.Shortage `json:",omitempty"`
-	Failed      string           // why the order could not be written, for the log
+	Failed      string          // why the order could not be written, for the log
 	// Limited: nothing was placed, since the client held Held units
 	// awaiting payment and may hold Limit; the first of them reaches its
 	// payment deadline at HeldUntil.
