@@ -227,3 +227,31 @@ func EndRefund(ctx context.Context, tx dbos.Querier, ref, state, refundID, note 
 	n, err := res.RowsAffected()
 	return n == 1, err
 }
+
+// Money is the shop's books of money, in cents: what the providers took,
+// split into what paid orders keep and what is owed back (being refunded,
+// refunded, or left to the operator). Taken is always the sum of the rest.
+type Money struct {
+	TakenCents     int64 `json:"taken_cents"`
+	KeptCents      int64 `json:"kept_cents"`
+	RefundingCents int64 `json:"refunding_cents"`
+	RefundedCents  int64 `json:"refunded_cents"`
+	OwedCents      int64 `json:"owed_cents"` // left to the operator
+}
+
+// Books sums the payments taken by what became of them.
+func Books(ctx context.Context, q dbos.Querier) (Money, error) {
+	var m Money
+	err := q.QueryRow(ctx, `
+		SELECT COALESCE(SUM(amount_cents), 0),
+			COALESCE(SUM(CASE WHEN refund_state = '' THEN amount_cents ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN refund_state = $1 THEN amount_cents ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN refund_state = $2 THEN amount_cents ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN refund_state = $3 THEN amount_cents ELSE 0 END), 0)
+		FROM payments`, shop.RefundDue, shop.RefundDone, shop.RefundAttention).
+		Scan(&m.TakenCents, &m.KeptCents, &m.RefundingCents, &m.RefundedCents, &m.OwedCents)
+	if err != nil {
+		return m, fmt.Errorf("summing the payments: %w", err)
+	}
+	return m, nil
+}

@@ -313,7 +313,8 @@ func handleReady(draining *atomic.Bool, health http.Handler) http.Handler {
 
 // handleAudit handles "GET /api/audit": the breaches of the shop's
 // invariants (stock against its ledger, orders against the stock they
-// hold). An empty list means the books balance.
+// hold and the money they keep), and the books of money. An empty list
+// of breaches means the books balance.
 func handleAudit(db *store.DB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		breaches, err := store.Audit(r.Context(), db.Q())
@@ -321,7 +322,12 @@ func handleAudit(db *store.DB) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, r, http.StatusOK, map[string][]string{"breaches": breaches})
+		money, err := store.Books(r.Context(), db.Q())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, r, http.StatusOK, map[string]any{"breaches": breaches, "money": money})
 	})
 }
 
