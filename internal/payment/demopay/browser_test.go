@@ -23,6 +23,7 @@ import (
 // down, and one after it, which the page still lets the customer pay, as a
 // real provider would, saying the shop will refund it.
 func TestBrowserPayPage(t *testing.T) {
+	t.Parallel()
 	chromium := findChromium(t)
 	ctx := context.Background()
 	r := newReceiver(t, 0)

@@ -71,6 +71,11 @@ var DefaultRetry = Retry{First: time.Second, Max: time.Minute, GiveUpAfter: 72 *
 // Provider is the demo provider: a payment.Provider, an http.Handler for
 // its pages and API (Handler), and the workflows that pay and deliver
 // (Register).
+//
+// CreateIntent and Refund each run a transaction of their own on the
+// shop's database handle: call them from dbos.RunAsStep, never inside
+// dbos.RunAsTransaction or store.DB.InTx, whose transaction holds, on
+// SQLite, the handle's one connection that they would wait for.
 type Provider struct {
 	db     *store.DB
 	cfg    Config

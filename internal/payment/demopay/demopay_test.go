@@ -177,6 +177,7 @@ func intentView(t *testing.T, p *demopay.Provider, id string) demopay.IntentView
 // a key reused for another intent, or a request that can never be
 // granted, is refused.
 func TestCreateIntentIdempotent(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		r := newReceiver(t, 0)
@@ -226,6 +227,7 @@ func TestCreateIntentIdempotent(t *testing.T) {
 // provider retries with backoff until a 2xx, and what arrives verifies.
 // Paying the intent again, either way, starts no second delivery.
 func TestPayDeliversUntilAcknowledged(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		r := newReceiver(t, 3)
@@ -286,6 +288,7 @@ func TestPayDeliversUntilAcknowledged(t *testing.T) {
 
 // A refused payment sends payment_intent.payment_failed.
 func TestRefuseSendsFailed(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		r := newReceiver(t, 0)
@@ -311,6 +314,7 @@ func TestRefuseSendsFailed(t *testing.T) {
 // are refused while the operator's switch says so, and each sends
 // charge.refunded with what was refunded so far.
 func TestRefund(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		r := newReceiver(t, 0)
@@ -393,6 +397,7 @@ func TestRefund(t *testing.T) {
 // checked by one conditional UPDATE, which PostgreSQL serializes on the
 // intent's row.
 func TestConcurrentRefundsStayWithinTheAmount(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		r := newReceiver(t, 0)
@@ -435,13 +440,14 @@ func TestConcurrentRefundsStayWithinTheAmount(t *testing.T) {
 // DBOS shut down while a delivery waits to retry: the next launch on the
 // database resumes the workflow and delivers the same event.
 func TestRedeliveryAfterRelaunch(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		r := newReceiver(t, 0)
 		r.setFailing(true)
 		cfg := r.config()
 		// A backoff long enough for the shutdown to come in the middle.
-		cfg.Retry = demopay.Retry{First: 3 * time.Second, Max: 3 * time.Second, GiveUpAfter: time.Hour}
+		cfg.Retry = demopay.Retry{First: 1500 * time.Millisecond, Max: 1500 * time.Millisecond, GiveUpAfter: time.Hour}
 		a := launch(t, url, cfg)
 		in, err := a.provider.CreateIntent(ctx, intentRequest("k1", 4998))
 		if err != nil {

@@ -70,6 +70,7 @@ func wantError(t *testing.T, what string, resp *http.Response, body string, stat
 // The page shows the intent and its buttons while it is open, the form
 // settles it, and bad requests are answered with what is wrong.
 func TestPayPageAndAPI(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := newReceiver(t, 0)
 	a := launch(t, dbtest.NewDatabase(t, "sqlite"), r.config())
@@ -136,6 +137,7 @@ func TestPayPageAndAPI(t *testing.T) {
 // workflow: both are answered with the outcome that won, and one event is
 // made and delivered.
 func TestConcurrentPaysStartOneDelivery(t *testing.T) {
+	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		r := newReceiver(t, 0)
@@ -175,6 +177,7 @@ func TestConcurrentPaysStartOneDelivery(t *testing.T) {
 // A delivery gives up once it has waited Retry.GiveUpAfter: the shop that
 // never answers is not called for ever.
 func TestDeliveryGivesUp(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := newReceiver(t, 0)
 	r.setFailing(true)
