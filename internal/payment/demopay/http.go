@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,8 +62,8 @@ func securityHeaders(next http.Handler) http.Handler {
 // whenever the customer pays, and a payment after the shop gave up is the
 // shop's to refund.
 func (p *Provider) Pay(ctx context.Context, id, outcome string) (string, error) {
-	if outcome != OutcomeSucceed && outcome != OutcomeFail {
-		return "", shop.Errorf(shop.ErrInvalid, "outcome %q: want %q or %q", outcome, OutcomeSucceed, OutcomeFail)
+	if err := checkOutcome(outcome); err != nil {
+		return "", err
 	}
 	if _, err := readIntent(ctx, p.db.Q(), "intent_id", id); isNoRows(err) {
 		return "", notFound(id)
@@ -98,25 +99,39 @@ func (p *Provider) handlePayPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // handlePay handles "POST /demopay/pay/{intent}": the page's form
-// (outcome=succeed|fail), answered by a redirect to the page, or JSON
-// ({"outcome": "succeed"}), answered with the intent's status, or 409
-// if the intent was already settled the other way.
+// (outcome=succeed|fail, and refuse_refunds=on to tick the demo's switch
+// first), answered by a redirect to the page, or JSON ({"outcome":
+// "succeed", "refuse_refunds": false}), answered with the intent's status,
+// or 409 if the intent was already settled the other way.
 func (p *Provider) handlePay(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("intent")
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	isJSON := strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
 	var outcome string
+	var refuseRefunds bool
 	if isJSON {
 		var body struct {
-			Outcome string `json:"outcome"`
+			Outcome       string `json:"outcome"`
+			RefuseRefunds bool   `json:"refuse_refunds"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 			p.writeError(w, r, shop.Errorf(shop.ErrInvalid, "the body is not a JSON object like {\"outcome\": \"succeed\"}: %s", err))
 			return
 		}
-		outcome = body.Outcome
+		outcome, refuseRefunds = body.Outcome, body.RefuseRefunds
 	} else {
-		outcome = r.PostFormValue("outcome")
+		outcome, refuseRefunds = r.PostFormValue("outcome"), r.PostFormValue("refuse_refunds") == "on"
+	}
+	// Checked before the switch is set: a bad request changes nothing.
+	if err := checkOutcome(outcome); err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	if refuseRefunds {
+		if err := p.SetRefuseRefunds(r.Context(), id, true); err != nil {
+			p.writeError(w, r, err)
+			return
+		}
 	}
 	status, err := p.Pay(r.Context(), id, outcome)
 	if err != nil {
@@ -134,6 +149,13 @@ func (p *Provider) handlePay(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"id": id, "status": status})
 }
 
+func checkOutcome(outcome string) error {
+	if outcome != OutcomeSucceed && outcome != OutcomeFail {
+		return shop.Errorf(shop.ErrInvalid, "outcome %q: want %q or %q", outcome, OutcomeSucceed, OutcomeFail)
+	}
+	return nil
+}
+
 // handleIntent handles "GET /demopay/intents/{intent}": the intent, its
 // refunds and its events with their deliveries, as JSON.
 func (p *Provider) handleIntent(w http.ResponseWriter, r *http.Request) {
@@ -146,21 +168,37 @@ func (p *Provider) handleIntent(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleRefuseRefunds handles "POST /demopay/intents/{intent}/refuse-refunds"
-// with {"refuse": true|false}: see SetRefuseRefunds.
+// (see SetRefuseRefunds): JSON {"refuse": true|false}, answered with JSON,
+// or the page's form (refuse=true|false), answered by a redirect to the
+// page.
 func (p *Provider) handleRefuseRefunds(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Refuse *bool `json:"refuse"`
+	id := r.PathValue("intent")
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	isJSON := strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
+	var refuse *bool
+	if isJSON {
+		var body struct {
+			Refuse *bool `json:"refuse"`
+		}
+		if json.NewDecoder(r.Body).Decode(&body) == nil {
+			refuse = body.Refuse
+		}
+	} else if v, err := strconv.ParseBool(r.PostFormValue("refuse")); err == nil {
+		refuse = &v
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&body); err != nil || body.Refuse == nil {
-		p.writeError(w, r, shop.Errorf(shop.ErrInvalid, "the body must be {\"refuse\": true} or {\"refuse\": false}"))
+	if refuse == nil {
+		p.writeError(w, r, shop.Errorf(shop.ErrInvalid, "want {\"refuse\": true} or {\"refuse\": false} as JSON, or refuse=true|false as a form"))
 		return
 	}
-	id := r.PathValue("intent")
-	if err := p.SetRefuseRefunds(r.Context(), id, *body.Refuse); err != nil {
+	if err := p.SetRefuseRefunds(r.Context(), id, *refuse); err != nil {
 		p.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "refuse_refunds": *body.Refuse})
+	if !isJSON {
+		http.Redirect(w, r, "/demopay/pay/"+id, http.StatusSeeOther)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "refuse_refunds": *refuse})
 }
 
 // IntentView is an intent as GET /demopay/intents/{id} answers it and the

@@ -3,6 +3,7 @@ package demopay_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/payment/demopay"
 )
 
@@ -105,7 +107,7 @@ func TestPayPageAndAPI(t *testing.T) {
 	form := "application/x-www-form-urlencoded"
 	resp, body = do(t, http.MethodGet, s.URL+"/demopay/pay/pi_nope", "", "")
 	wantError(t, "GET an unknown intent's page", resp, body, http.StatusNotFound, "pi_nope")
-	resp, body = do(t, http.MethodPost, page, form, "outcome=maybe")
+	resp, body = do(t, http.MethodPost, page, form, "outcome=maybe&refuse_refunds=on")
 	wantError(t, "POST outcome=maybe", resp, body, http.StatusBadRequest, `"maybe"`)
 	resp, body = do(t, http.MethodPost, page, "application/json", `{"outcome":`)
 	wantError(t, "POST malformed JSON", resp, body, http.StatusBadRequest, "not a JSON object")
@@ -113,19 +115,38 @@ func TestPayPageAndAPI(t *testing.T) {
 	wantError(t, "POST to an unknown intent", resp, body, http.StatusNotFound, "pi_nope")
 	resp, body = do(t, http.MethodPost, s.URL+"/demopay/intents/"+in.ID+"/refuse-refunds", "application/json", `{}`)
 	wantError(t, "refuse-refunds without refuse", resp, body, http.StatusBadRequest, `"refuse"`)
+	resp, body = do(t, http.MethodPost, s.URL+"/demopay/intents/"+in.ID+"/refuse-refunds", form, "refuse=perhaps")
+	wantError(t, "refuse-refunds=perhaps", resp, body, http.StatusBadRequest, "refuse=true|false")
 	resp, body = do(t, http.MethodPost, s.URL+"/demopay/intents/pi_nope/refuse-refunds", "application/json", `{"refuse":true}`)
 	wantError(t, "refuse-refunds of an unknown intent", resp, body, http.StatusNotFound, "pi_nope")
 	if v := intentView(t, a.provider, in.ID); v.Status != demopay.StatusRequiresPayment || len(v.Events) != 0 || v.RefuseRefunds {
 		t.Fatalf("the bad requests changed the intent: %+v", v)
 	}
 
-	resp, _ = do(t, http.MethodPost, page, form, url.Values{"outcome": {"succeed"}}.Encode())
+	// Paid with the demo's switch ticked: its refunds are refused until
+	// the page's button allows them.
+	resp, _ = do(t, http.MethodPost, page, form, url.Values{"outcome": {"succeed"}, "refuse_refunds": {"on"}}.Encode())
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != in.PayURL {
 		t.Errorf("POST the form: %d to %q, want 303 to the page", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	_, body = do(t, http.MethodGet, page, "", "")
-	if !strings.Contains(body, "went through") || strings.Contains(body, `id="pay"`) {
-		t.Errorf("the page of a paid intent:\n%s", body)
+	if !strings.Contains(body, "went through") || strings.Contains(body, `id="pay"`) || !strings.Contains(body, `id="allow-refunds"`) {
+		t.Errorf("the page of a paid intent whose refunds are refused:\n%s", body)
+	}
+	refund := payment.RefundRequest{IdempotencyKey: "r1", IntentID: in.ID, AmountCents: 100}
+	if _, err := a.provider.Refund(ctx, refund); !errors.Is(err, payment.ErrRefused) {
+		t.Errorf("refund while the switch says refuse: %v", err)
+	}
+	resp, _ = do(t, http.MethodPost, s.URL+"/demopay/intents/"+in.ID+"/refuse-refunds", form, "refuse=false")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("POST refuse=false: %d, want 303", resp.StatusCode)
+	}
+	if _, err := a.provider.Refund(ctx, refund); err != nil {
+		t.Errorf("refund once allowed: %v", err)
+	}
+	_, body = do(t, http.MethodGet, page, "", "")
+	if !strings.Contains(body, `id="refuse-refunds"`) || !strings.Contains(body, "100 cents") {
+		t.Errorf("the page of a paid intent with a refund:\n%s", body)
 	}
 	resp, body = do(t, http.MethodPost, page, "application/json", `{"outcome":"succeed"}`)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"status":"succeeded"`) {
