@@ -167,9 +167,9 @@ func (c *Checkout) Pay(ctx context.Context, paymentID string, status shop.Paymen
 func (c *Checkout) HandleEvent(ctx context.Context, e payment.Event) (store.Settlement, error) {
 	var status shop.PaymentStatus
 	switch e.Type {
-	case payment.EventPaymentSucceeded:
+	case payment.EventSucceeded:
 		status = shop.PaymentPaid
-	case payment.EventPaymentFailed:
+	case payment.EventFailed:
 		status = shop.PaymentFailed
 	default:
 		return store.Settlement{}, nil

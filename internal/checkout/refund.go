@@ -71,9 +71,9 @@ func (c *Checkout) refund(ctx dbos.Context, ref string) (string, error) {
 				return refundAttempt{Refused: true, Error: err.Error()}, nil
 			case err != nil:
 				return refundAttempt{Error: err.Error()}, nil
-			case r.Status == "failed":
+			case r.Status == payment.RefundFailed:
 				return refundAttempt{Refund: r, Refused: true, Error: "the provider failed the refund"}, nil
-			case r.Status != "succeeded":
+			case r.Status != payment.RefundSucceeded:
 				return refundAttempt{Refund: r, Error: "the refund is " + r.Status}, nil
 			}
 			return refundAttempt{Refund: r}, nil
