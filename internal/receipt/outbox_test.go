@@ -1,0 +1,281 @@
+package receipt_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+	"github.com/emersion/go-smtp"
+
+	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/receipt"
+	"github.com/widgetstore/widgetstore/internal/receipt/smtptest"
+	"github.com/widgetstore/widgetstore/internal/shop"
+	"github.com/widgetstore/widgetstore/internal/store"
+)
+
+// outbox is what each outbox test needs: a migrated database, an SMTP
+// server and a sender to it.
+type outbox struct {
+	db     *store.DB
+	server *smtptest.Server
+	sender receipt.SMTP
+}
+
+func newOutbox(t *testing.T, databaseURL string) outbox {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := db.Migrate(ctx, dbtest.Logger(t)); err != nil {
+		t.Fatal(err)
+	}
+	server := smtptest.Start(t, smtptest.Options{})
+	config, err := receipt.ParseSMTPURL(server.URL("shop@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return outbox{db: db, server: server, sender: receipt.SMTP{Config: config}}
+}
+
+// enqueue enqueues r in a transaction of its own, as the order's change
+// would, and reports whether it was new.
+func (o outbox) enqueue(t *testing.T, r receipt.Receipt) bool {
+	t.Helper()
+	var enqueued bool
+	err := o.db.InTx(context.Background(), func(tx dbos.Tx) error {
+		var err error
+		enqueued, err = receipt.Enqueue(context.Background(), tx, r)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enqueued
+}
+
+func (o outbox) deliver(orderID int64, stage receipt.Stage) (bool, error) {
+	return receipt.Deliver(context.Background(), o.db.Q(), o.sender, orderID, stage)
+}
+
+func TestDeliverSendsOnce(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, databaseURL string) {
+		o := newOutbox(t, databaseURL)
+		r := paidReceipt()
+		r.MessageID = "" // Enqueue's to give
+		if !o.enqueue(t, r) {
+			t.Fatal("Enqueue reported its first receipt as not new")
+		}
+		changed := r
+		changed.To = "someone.else@example.com"
+		if o.enqueue(t, changed) {
+			t.Error("a second Enqueue of order 42's paid receipt reported it new")
+		}
+		dispatched := r
+		dispatched.Stage = receipt.StageDispatched
+		if !o.enqueue(t, dispatched) {
+			t.Error("the dispatched receipt of the paid order 42 was not enqueued")
+		}
+
+		for attempt := 1; attempt <= 3; attempt++ {
+			sent, err := o.deliver(42, receipt.StagePaid)
+			if err != nil || sent != (attempt == 1) {
+				t.Errorf("Deliver #%d = %v, %v; want %v, nil", attempt, sent, err, attempt == 1)
+			}
+		}
+		messages := o.server.Messages()
+		if len(messages) != 1 {
+			t.Fatalf("the server got %d messages, want 1", len(messages))
+		}
+		m := messages[0]
+		if m.To[0] != "ann@example.com" || m.Header.Get("Subject") != "Receipt for your order #42" {
+			t.Errorf("sent to %v with subject %q, want the first receipt enqueued", m.To, m.Header.Get("Subject"))
+		}
+		if !strings.HasPrefix(m.MessageID, "<receipt-42-paid.") || !strings.HasSuffix(m.MessageID, "@shop.example.com>") {
+			t.Errorf("Message-ID %q, want <receipt-42-paid.TOKEN@shop.example.com>", m.MessageID)
+		}
+
+		if sent, err := o.deliver(42, receipt.StageDispatched); err != nil || !sent {
+			t.Fatalf("Deliver of the dispatched receipt = %v, %v; want true, nil", sent, err)
+		}
+		messages = o.server.Messages()
+		if len(messages) != 2 || messages[1].Header.Get("Subject") != "Your order #42 is on its way" || messages[1].MessageID == m.MessageID {
+			t.Errorf("after the dispatched receipt the server has %d messages, the last %q %q; want 2, of their own Message-IDs",
+				len(messages), messages[len(messages)-1].Header.Get("Subject"), messages[len(messages)-1].MessageID)
+		}
+		pending, err := receipt.Pending(context.Background(), o.db.Q(), time.Now().Add(time.Hour), 10)
+		if err != nil || len(pending) != 0 {
+			t.Errorf("Pending after both were sent = %+v, %v; want none", pending, err)
+		}
+	})
+}
+
+func TestEnqueueGoesWithItsTransaction(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, databaseURL string) {
+		o := newOutbox(t, databaseURL)
+		stateChangeFailed := errors.New("the order's change failed")
+		err := o.db.InTx(context.Background(), func(tx dbos.Tx) error {
+			if _, err := receipt.Enqueue(context.Background(), tx, paidReceipt()); err != nil {
+				return err
+			}
+			return stateChangeFailed
+		})
+		if !errors.Is(err, stateChangeFailed) {
+			t.Fatalf("InTx = %v, want the change's failure", err)
+		}
+		if sent, err := o.deliver(42, receipt.StagePaid); sent || !errors.Is(err, receipt.ErrNotEnqueued) {
+			t.Errorf("Deliver after the rolled back Enqueue = %v, %v; want false, ErrNotEnqueued", sent, err)
+		}
+		if n := len(o.server.Messages()); n != 0 {
+			t.Errorf("the server got %d messages, want none", n)
+		}
+	})
+}
+
+func TestEnqueueRefusesAnIncompleteReceipt(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, databaseURL string) {
+		o := newOutbox(t, databaseURL)
+		tests := []struct {
+			change func(*receipt.Receipt)
+			says   string
+		}{
+			{func(r *receipt.Receipt) { r.OrderID = 0 }, "order id must be positive"},
+			{func(r *receipt.Receipt) { r.Stage = "shipped" }, `unknown receipt stage "shipped"`},
+			{func(r *receipt.Receipt) { r.To = "ann@example.com\r\nBcc: x@example.com" }, "printable ASCII"},
+			{func(r *receipt.Receipt) { r.At = time.Time{} }, "no time"},
+		}
+		for _, test := range tests {
+			r := paidReceipt()
+			test.change(&r)
+			err := o.db.InTx(context.Background(), func(tx dbos.Tx) error {
+				_, err := receipt.Enqueue(context.Background(), tx, r)
+				return err
+			})
+			if err == nil || !strings.Contains(err.Error(), test.says) {
+				t.Errorf("Enqueue(%+v) = %v, want an error saying %q", r, err, test.says)
+			}
+		}
+		if pending, err := receipt.Pending(context.Background(), o.db.Q(), time.Now().Add(time.Hour), 10); err != nil || len(pending) != 0 {
+			t.Errorf("Pending after refused Enqueues = %+v, %v; want none", pending, err)
+		}
+	})
+}
+
+func TestDeliverAfterTheServerRefused(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, databaseURL string) {
+		o := newOutbox(t, databaseURL)
+		o.enqueue(t, paidReceipt())
+		refusals := []*smtp.SMTPError{
+			{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"},
+			{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "refused by policy"},
+		}
+		for i, refusal := range refusals {
+			o.server.Refuse(refusal)
+			sent, err := o.deliver(42, receipt.StagePaid)
+			if sent || err == nil || !strings.Contains(err.Error(), refusal.Message) {
+				t.Fatalf("Deliver while the server refuses with %d = %v, %v; want false and its error", refusal.Code, sent, err)
+			}
+			pending, err := receipt.Pending(context.Background(), o.db.Q(), time.Now().Add(time.Hour), 10)
+			if err != nil || len(pending) != 1 {
+				t.Fatalf("Pending after a refusal = %+v, %v; want the receipt", pending, err)
+			}
+			if p := pending[0]; p.OrderID != 42 || p.Stage != receipt.StagePaid || p.To != "ann@example.com" ||
+				p.Attempts != i+1 || !strings.Contains(p.LastError, refusal.Message) {
+				t.Errorf("Pending lists %+v; want order 42's paid receipt, %d attempts, failed with %q", p, i+1, refusal.Message)
+			}
+		}
+		if pending, err := receipt.Pending(context.Background(), o.db.Q(), time.Now().Add(-time.Hour), 10); err != nil || len(pending) != 0 {
+			t.Errorf("Pending of receipts enqueued over an hour ago = %+v, %v; want none", pending, err)
+		}
+
+		o.server.Refuse(nil)
+		if sent, err := o.deliver(42, receipt.StagePaid); err != nil || !sent {
+			t.Fatalf("Deliver once the server accepts = %v, %v; want true, nil", sent, err)
+		}
+		if sent, err := o.deliver(42, receipt.StagePaid); err != nil || sent {
+			t.Errorf("Deliver after it was sent = %v, %v; want false, nil", sent, err)
+		}
+		if n := len(o.server.Messages()); n != 1 {
+			t.Errorf("the server kept %d messages, want 1", n)
+		}
+	})
+}
+
+// TestDeliverWaitsForAHeldClaim leaves a claim as a deliverer killed
+// mid-send would: the receipt is not sent again until its lease ends.
+func TestDeliverWaitsForAHeldClaim(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, databaseURL string) {
+		o := newOutbox(t, databaseURL)
+		o.enqueue(t, paidReceipt())
+		ctx := context.Background()
+		if _, err := o.db.Q().Exec(ctx, `UPDATE receipts SET claim = 'killed', claimed_until_ms = $1`,
+			time.Now().Add(time.Hour).UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		if sent, err := o.deliver(42, receipt.StagePaid); sent || !errors.Is(err, receipt.ErrInFlight) {
+			t.Errorf("Deliver of a claimed receipt = %v, %v; want false, ErrInFlight", sent, err)
+		}
+		if pending, err := receipt.Pending(ctx, o.db.Q(), time.Now().Add(time.Hour), 10); err != nil || len(pending) != 0 {
+			t.Errorf("Pending lists a claimed receipt: %+v, %v", pending, err)
+		}
+		if _, err := o.db.Q().Exec(ctx, `UPDATE receipts SET claimed_until_ms = $1`, time.Now().Add(-time.Second).UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		if pending, err := receipt.Pending(ctx, o.db.Q(), time.Now().Add(time.Hour), 10); err != nil || len(pending) != 1 {
+			t.Errorf("Pending once the claim expired = %+v, %v; want the receipt", pending, err)
+		}
+		if sent, err := o.deliver(42, receipt.StagePaid); err != nil || !sent {
+			t.Errorf("Deliver once the claim expired = %v, %v; want true, nil", sent, err)
+		}
+		if n := len(o.server.Messages()); n != 1 {
+			t.Errorf("the server got %d messages, want 1", n)
+		}
+	})
+}
+
+func TestConcurrentDeliversSendOnce(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, databaseURL string) {
+		o := newOutbox(t, databaseURL)
+		o.enqueue(t, paidReceipt())
+		const deliverers = 8
+		var wg sync.WaitGroup
+		results := make(chan error, deliverers)
+		for range deliverers {
+			wg.Go(func() {
+				_, err := o.deliver(42, receipt.StagePaid)
+				results <- err
+			})
+		}
+		wg.Wait()
+		close(results)
+		for err := range results {
+			if err != nil && !errors.Is(err, receipt.ErrInFlight) {
+				t.Errorf("a concurrent Deliver failed: %v", err)
+			}
+		}
+		if n := len(o.server.Messages()); n != 1 {
+			t.Errorf("%d concurrent Delivers sent %d messages, want 1", deliverers, n)
+		}
+	})
+}
+
+func TestValidateAddressErrorIsForTheClient(t *testing.T) {
+	_, err := receipt.ValidateAddress("not an address")
+	var clientErr *shop.Error
+	if !errors.As(err, &clientErr) || clientErr.Kind != shop.ErrInvalid {
+		t.Errorf("ValidateAddress's error %v is not a *shop.Error of kind ErrInvalid", err)
+	}
+}
