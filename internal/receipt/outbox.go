@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,6 +86,32 @@ func Enqueue(ctx context.Context, tx dbos.Querier, r Receipt) (enqueued bool, er
 	return n == 1, nil
 }
 
+// ParseMessageID reads the order and stage out of a receipt's Message-ID,
+// as Enqueue makes it: for a test that counts, on the mail server's side,
+// the receipts each order got.
+func ParseMessageID(messageID string) (orderID int64, stage Stage, ok bool) {
+	rest, found := strings.CutPrefix(messageID, "<receipt-")
+	if !found {
+		return 0, "", false
+	}
+	order, rest, found := strings.Cut(rest, "-")
+	if !found {
+		return 0, "", false
+	}
+	name, _, found := strings.Cut(rest, ".")
+	if !found || !strings.HasSuffix(rest, ">") {
+		return 0, "", false
+	}
+	orderID, err := strconv.ParseInt(order, 10, 64)
+	if err != nil || orderID <= 0 {
+		return 0, "", false
+	}
+	if stage, err = ParseStage(name); err != nil {
+		return 0, "", false
+	}
+	return orderID, stage, true
+}
+
 // hostName is what a Message-ID's right side may be taken from: a dot-atom
 // of letters, digits, hyphens and dots.
 var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
@@ -105,10 +132,13 @@ func messageIDHost(orderURL string) string {
 // receipt and ErrNotEnqueued when there is none; when sender fails, the
 // receipt stays unsent and the error is returned, for a later Deliver.
 //
-// q runs each statement on its own (store.DB.Q()): no transaction stays
-// open while the mail server is talked to. Call Deliver from a DBOS step,
-// which retries it; see the top of this file for the one window in which
-// a receipt can be sent twice.
+// q runs each statement on its own (store.DB.Q()), never a transaction:
+// none stays open while the mail server is talked to, and on SQLite, whose
+// one connection a transaction would hold, Deliver would wait on itself.
+// Call it from a DBOS step after the Enqueue's transaction committed; a
+// step may leave an ErrInFlight to the watcher of Pending rather than
+// retry through the lease. See the top of this file for the one window in
+// which a receipt can be sent twice.
 func Deliver(ctx context.Context, q dbos.Querier, sender Sender, orderID int64, stage Stage) (sent bool, err error) {
 	defer func() {
 		if err != nil {

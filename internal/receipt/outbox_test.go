@@ -102,6 +102,9 @@ func TestDeliverSendsOnce(t *testing.T) {
 		if !strings.HasPrefix(m.MessageID, "<receipt-42-paid.") || !strings.HasSuffix(m.MessageID, "@shop.example.com>") {
 			t.Errorf("Message-ID %q, want <receipt-42-paid.TOKEN@shop.example.com>", m.MessageID)
 		}
+		if orderID, stage, ok := receipt.ParseMessageID(m.MessageID); !ok || orderID != 42 || stage != receipt.StagePaid {
+			t.Errorf("ParseMessageID(%q) = %d, %q, %v; want 42, paid, true", m.MessageID, orderID, stage, ok)
+		}
 
 		if sent, err := o.deliver(42, receipt.StageDispatched); err != nil || !sent {
 			t.Fatalf("Deliver of the dispatched receipt = %v, %v; want true, nil", sent, err)
@@ -270,6 +273,17 @@ func TestConcurrentDeliversSendOnce(t *testing.T) {
 			t.Errorf("%d concurrent Delivers sent %d messages, want 1", deliverers, n)
 		}
 	})
+}
+
+func TestParseMessageIDRefusesOthers(t *testing.T) {
+	for _, id := range []string{
+		"", "<x@example.com>", "<receipt-42@h>", "<receipt-42-paid@h>", "<receipt-0-paid.t@h>",
+		"<receipt-x-paid.t@h>", "<receipt-42-shipped.t@h>", "<receipt-42-paid.t@h",
+	} {
+		if orderID, stage, ok := receipt.ParseMessageID(id); ok {
+			t.Errorf("ParseMessageID(%q) = %d, %q, true; want false", id, orderID, stage)
+		}
+	}
 }
 
 func TestValidateAddressErrorIsForTheClient(t *testing.T) {
