@@ -1,10 +1,14 @@
 package receipt_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -292,4 +296,95 @@ func TestValidateAddressErrorIsForTheClient(t *testing.T) {
 	if !errors.As(err, &clientErr) || clientErr.Kind != shop.ErrInvalid {
 		t.Errorf("ValidateAddress's error %v is not a *shop.Error of kind ErrInvalid", err)
 	}
+}
+
+// The environment of a deliverer that TestKillBeforeTheMark runs as a
+// process of its own: the database and the SMTP_URL.
+const (
+	childDatabaseEnv = "RECEIPT_TEST_CHILD_DATABASE_URL"
+	childSMTPEnv     = "RECEIPT_TEST_CHILD_SMTP_URL"
+)
+
+// TestDeliverAsAChild is the deliverer that TestKillBeforeTheMark kills;
+// run by anything else, it does nothing.
+func TestDeliverAsAChild(t *testing.T) {
+	databaseURL := os.Getenv(childDatabaseEnv)
+	if databaseURL == "" {
+		return
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, err := receipt.NewSender(os.Getenv(childSMTPEnv), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = receipt.Deliver(ctx, db.Q(), sender, 42, receipt.StagePaid)
+	t.Fatalf("Deliver returned (%v) where it should have been killed waiting for the server's answer", err)
+}
+
+// TestKillBeforeTheMark shows the one window of a duplicate, with a real
+// process killed by SIGKILL: the server has taken the message, and the
+// deliverer dies before it marks the receipt sent. The receipt stays
+// claimed for the lease, then goes again, as the same message.
+func TestKillBeforeTheMark(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, databaseURL string) {
+		o := newOutbox(t, databaseURL)
+		o.enqueue(t, paidReceipt())
+		arrived, release := o.server.Stall()
+		defer release()
+		child := exec.Command(os.Args[0], "-test.run=^TestDeliverAsAChild$", "-test.count=1")
+		child.Env = append(os.Environ(), childDatabaseEnv+"="+databaseURL, childSMTPEnv+"="+o.server.URL("shop@example.com"))
+		var output bytes.Buffer
+		child.Stdout, child.Stderr = &output, &output
+		if err := child.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- child.Wait() }()
+		select {
+		case <-arrived:
+		case err := <-exited:
+			t.Fatalf("the deliverer exited (%v) before its message arrived:\n%s", err, output.String())
+		case <-time.After(time.Minute):
+			child.Process.Kill()
+			t.Fatalf("no message arrived from the deliverer in a minute:\n%s", output.String())
+		}
+		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-exited
+		release()
+		messages, err := o.server.WaitFor(1, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// The dead deliverer's claim holds the receipt for the lease.
+		if sent, err := o.deliver(42, receipt.StagePaid); sent || !errors.Is(err, receipt.ErrInFlight) {
+			t.Errorf("Deliver after the kill = %v, %v; want false, ErrInFlight", sent, err)
+		}
+		// The lease runs out, here without the wait.
+		if _, err := o.db.Q().Exec(context.Background(), `UPDATE receipts SET claimed_until_ms = 0`); err != nil {
+			t.Fatal(err)
+		}
+		pending, err := receipt.Pending(context.Background(), o.db.Q(), time.Now().Add(time.Hour), 10)
+		if err != nil || len(pending) != 1 || pending[0].Attempts != 1 {
+			t.Fatalf("Pending after the kill = %+v, %v; want the receipt, tried once", pending, err)
+		}
+		if sent, err := o.deliver(42, receipt.StagePaid); err != nil || !sent {
+			t.Fatalf("Deliver after the lease = %v, %v; want true, nil", sent, err)
+		}
+		if sent, err := o.deliver(42, receipt.StagePaid); err != nil || sent {
+			t.Errorf("Deliver once marked = %v, %v; want false, nil", sent, err)
+		}
+		byID := o.server.ByMessageID()
+		if len(byID) != 1 || len(byID[messages[0].MessageID]) != 2 {
+			t.Errorf("the server has %d Message-IDs, %d copies of %s; want the same message twice",
+				len(byID), len(byID[messages[0].MessageID]), messages[0].MessageID)
+		}
+	})
 }

@@ -81,6 +81,7 @@ type Server struct {
 	mu       sync.Mutex
 	messages []Message
 	refusal  *smtp.SMTPError
+	stall    *stall
 	changed  chan struct{} // closed and replaced at each new message
 }
 
@@ -133,6 +134,11 @@ func Listen(options Options) (*Server, error) {
 
 // Close stops the server and drops its connections.
 func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.stall != nil {
+		s.stall.free()
+	}
+	s.mu.Unlock()
 	err := s.server.Close()
 	if errors.Is(err, smtp.ErrServerClosed) {
 		err = nil
@@ -170,6 +176,37 @@ func (s *Server) Refuse(err *smtp.SMTPError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refusal = err
+}
+
+// stall holds the server's answers to the end of DATA.
+type stall struct {
+	arrived     chan struct{} // closed when the first message is held
+	arrivedOnce sync.Once
+	release     chan struct{} // closed to answer
+	releaseOnce sync.Once
+}
+
+func (st *stall) free() { st.releaseOnce.Do(func() { close(st.release) }) }
+
+// Stall makes the server, from now on, wait before it answers the end of
+// a DATA (the message is in, the 250 not yet sent) until release is
+// called; arrived is closed when a first message is waiting. Then it keeps
+// the messages and answers, as a real server that has taken a message
+// delivers it even if its client is gone by then. It is for killing a
+// client between the server's taking a message and its knowing so.
+func (s *Server) Stall() (arrived <-chan struct{}, release func()) {
+	st := &stall{arrived: make(chan struct{}), release: make(chan struct{})}
+	s.mu.Lock()
+	s.stall = st
+	s.mu.Unlock()
+	return st.arrived, func() {
+		s.mu.Lock()
+		if s.stall == st {
+			s.stall = nil
+		}
+		s.mu.Unlock()
+		st.free()
+	}
 }
 
 // Messages returns the messages accepted so far, in order.
@@ -210,8 +247,16 @@ func (s *Server) WaitFor(n int, timeout time.Duration) ([]Message, error) {
 	}
 }
 
-// accept keeps m, or answers with the refusal set.
+// accept keeps m, or answers with the refusal set; first it waits out a
+// stall.
 func (s *Server) accept(m Message) error {
+	s.mu.Lock()
+	st := s.stall
+	s.mu.Unlock()
+	if st != nil {
+		st.arrivedOnce.Do(func() { close(st.arrived) })
+		<-st.release
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.refusal != nil {
