@@ -16,27 +16,6 @@ import (
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 )
 
-// Exactly once, and what is left of it.
-//
-// A receipt is written to the receipts table by Enqueue, in the transaction
-// that moves its order to the receipt's stage: the change and its receipt
-// commit together or not at all, so a committed change never has no receipt.
-// Deliver sends it and then marks it sent, so a Deliver after a completed
-// one sends nothing, whoever runs it and however often (a DBOS step re-run
-// after a crash, the watcher that sweeps Pending). Two deliverers at once
-// take turns through a claim on the row: the loser gets ErrInFlight.
-//
-// What is left is one window, and it cannot be closed from this side of
-// SMTP: from the moment the server has taken the message (its 250 to the
-// end of DATA, or before, if that answer is lost on the way) until the
-// mark's commit. A crash or a lost connection in it leaves the receipt
-// unsent in the table, and the next Deliver, after the claim's lease, sends
-// it a second time. That duplicate is the same message, Message-ID
-// included, so mail systems that deduplicate by Message-ID (Gmail does)
-// show it once, and any other reader can tell it for a copy. The window is
-// a round trip to the database, a few milliseconds; a receipt is never
-// sent twice outside it, and never lost.
-
 // claimLease is how long a Deliver holds a receipt against other
 // deliverers. Longer than a send may take (sendTimeout), so that a
 // deliverer still sending is never overtaken; a deliverer that died holds

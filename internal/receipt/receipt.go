@@ -1,7 +1,3 @@
-// Package receipt emails a customer a receipt when their order is paid,
-// dispatched or refunded, once per stage, through an outbox in the shop's
-// database (see Enqueue and Deliver), by SMTP or, without a mail server,
-// into the log.
 package receipt
 
 import (
