@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -387,4 +388,25 @@ func TestKillBeforeTheMark(t *testing.T) {
 				len(byID), len(byID[messages[0].MessageID]), messages[0].MessageID)
 		}
 	})
+}
+
+// TestDeliverIntoTheLog is a shop without SMTP_URL: the receipt is logged
+// once, and marked sent like a mailed one.
+func TestDeliverIntoTheLog(t *testing.T) {
+	t.Parallel()
+	o := newOutbox(t, dbtest.NewDatabase(t, "sqlite"))
+	o.enqueue(t, paidReceipt())
+	var logged bytes.Buffer
+	sender, err := receipt.NewSender("", slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 1; attempt <= 2; attempt++ {
+		if sent, err := receipt.Deliver(context.Background(), o.db.Q(), sender, 42, receipt.StagePaid); err != nil || sent != (attempt == 1) {
+			t.Errorf("Deliver #%d into the log = %v, %v; want %v, nil", attempt, sent, err, attempt == 1)
+		}
+	}
+	if n := strings.Count(logged.String(), "receipt (no SMTP_URL"); n != 1 {
+		t.Errorf("the log has %d receipts, want 1:\n%s", n, logged.String())
+	}
 }
