@@ -159,7 +159,10 @@ func TestEnqueueRefusesAnIncompleteReceipt(t *testing.T) {
 		}{
 			{func(r *receipt.Receipt) { r.OrderID = 0 }, "order id must be positive"},
 			{func(r *receipt.Receipt) { r.Stage = "shipped" }, `unknown receipt stage "shipped"`},
-			{func(r *receipt.Receipt) { r.To = "ann@example.com\r\nBcc: x@example.com" }, "printable ASCII"},
+			{func(r *receipt.Receipt) { r.To = "ann@example.com\r\nBcc: x@example.com" }, "control character"},
+			{func(r *receipt.Receipt) { r.To = "" }, "not one bare email address"},
+			{func(r *receipt.Receipt) { r.To = "Ann <ann@example.com>" }, "not one bare email address"},
+			{func(r *receipt.Receipt) { r.To = "ann@example.com, bob@example.com" }, "not one bare email address"},
 			{func(r *receipt.Receipt) { r.At = time.Time{} }, "no time"},
 		}
 		for _, test := range tests {
@@ -177,6 +180,27 @@ func TestEnqueueRefusesAnIncompleteReceipt(t *testing.T) {
 			t.Errorf("Pending after refused Enqueues = %+v, %v; want none", pending, err)
 		}
 	})
+}
+
+// TestEnqueueTakesWhatACheckoutTook: an address that the API's rule took
+// (shop.ValidateEmail) but ValidateAddress would not must not fail the
+// order's change that enqueues its receipt.
+func TestEnqueueTakesWhatACheckoutTook(t *testing.T) {
+	t.Parallel()
+	o := newOutbox(t, dbtest.NewDatabase(t, "sqlite"))
+	for i, address := range []string{"ann@localhost", "anné@example.com", strings.Repeat("a", 70) + "@example.com"} {
+		if shop.ValidateEmail(address) != nil {
+			t.Fatalf("shop.ValidateEmail refuses %q; this test wants addresses a checkout takes", address)
+		}
+		if _, err := receipt.ValidateAddress(address); err == nil {
+			t.Fatalf("ValidateAddress takes %q; this test wants addresses it refuses", address)
+		}
+		r := paidReceipt()
+		r.OrderID, r.To = int64(100+i), address
+		if !o.enqueue(t, r) {
+			t.Errorf("the receipt to %q was not enqueued", address)
+		}
+	}
 }
 
 func TestDeliverAfterTheServerRefused(t *testing.T) {

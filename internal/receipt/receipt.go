@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
 )
@@ -62,6 +63,11 @@ type Line struct {
 func (l Line) SubtotalCents() int64 { return int64(l.Quantity) * l.UnitCents }
 
 // validate checks what Enqueue stores, so that what it stores can be sent.
+// The address is checked only as far as a message's safety needs (see
+// checkRecipient), not by ValidateAddress: Enqueue runs in the transaction
+// of an order's change, which must not fail for an address that a checkout
+// accepted, perhaps under an older or looser rule. An address that the
+// mail server then refuses stays unsent, with its error, in Pending.
 func (r Receipt) validate() error {
 	if r.OrderID <= 0 {
 		return fmt.Errorf("receipt for order %d: the order id must be positive", r.OrderID)
@@ -69,7 +75,7 @@ func (r Receipt) validate() error {
 	if _, err := ParseStage(string(r.Stage)); err != nil {
 		return fmt.Errorf("receipt for order %d: %w", r.OrderID, err)
 	}
-	if _, err := ValidateAddress(r.To); err != nil {
+	if err := checkRecipient(r.To); err != nil {
 		return fmt.Errorf("receipt for order %d: %w", r.OrderID, err)
 	}
 	if r.At.IsZero() {
@@ -78,16 +84,32 @@ func (r Receipt) validate() error {
 	return nil
 }
 
+// checkRecipient refuses what could not be a message's one recipient: an
+// empty address, one with a display name or several addresses, and any
+// control character, such as the CR LF that would start a header of its
+// own.
+func checkRecipient(to string) error {
+	if strings.ContainsFunc(to, unicode.IsControl) {
+		return fmt.Errorf("the recipient %q holds a control character", to)
+	}
+	if addr, err := mail.ParseAddress(to); err != nil || addr.Name != "" || addr.Address != to {
+		return fmt.Errorf("the recipient %q is not one bare email address", to)
+	}
+	return nil
+}
+
 // maxAddressLength is RFC 5321's limit on a forward path (256 octets with
 // its brackets), so that every server takes the address.
 const maxAddressLength = 254
 
-// ValidateAddress checks a customer's email address: one bare address
+// ValidateAddress checks a customer's email address, for the API that takes
+// it: one bare address
 // (local@domain, no display name, no comment, no angle brackets), in ASCII,
 // of at most 254 characters, and returns it. The error is a shop.ErrInvalid
 // that says what is wrong, for the API to answer 400. A quoted local part
 // ("a b"@example.com) is refused too: net/mail would unquote it, and the
-// address is kept exactly as given.
+// address is kept exactly as given. Enqueue asks less (checkRecipient), so
+// this rule may be tightened without failing orders placed before.
 func ValidateAddress(s string) (string, error) {
 	if s == "" {
 		return "", shop.Errorf(shop.ErrInvalid, "the email address is empty")
@@ -188,6 +210,11 @@ func (r Receipt) Body() (string, error) {
 func (r Receipt) Message(from string) ([]byte, error) {
 	if r.MessageID == "" {
 		return nil, fmt.Errorf("receipt for order %d (%s) has no Message-ID: Enqueue gives it one", r.OrderID, r.Stage)
+	}
+	// Checked again here, since a Receipt may come from elsewhere than
+	// Enqueue, and its To becomes a header.
+	if err := checkRecipient(r.To); err != nil {
+		return nil, err
 	}
 	body, err := r.Body()
 	if err != nil {

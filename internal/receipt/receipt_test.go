@@ -279,6 +279,11 @@ func TestMessageNeedsItsID(t *testing.T) {
 		t.Errorf("Message without an id: %v, want an error saying so", err)
 	}
 	r = paidReceipt()
+	r.To = "ann@example.com\r\nBcc: all@example.com"
+	if _, err := r.Message("shop@example.com"); err == nil || !strings.Contains(err.Error(), "control character") {
+		t.Errorf("Message to an address with CR LF: %v, want an error saying so", err)
+	}
+	r = paidReceipt()
 	msg, err := r.Message("shop@example.com")
 	if err != nil {
 		t.Fatal(err)
