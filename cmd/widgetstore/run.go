@@ -45,8 +45,8 @@ type config struct {
 	version     bool // -version: print the build and exit
 	// From the environment only, never flags that ps shows.
 	webhookKeys   [][]byte // WEBHOOK_SECRET, comma-separated: the first signs, all verify
-	operatorToken []byte // OPERATOR_TOKEN
-	smtpURL       string // SMTP_URL: where receipts are sent (with a password, maybe); "" logs them
+	operatorToken []byte   // OPERATOR_TOKEN
+	smtpURL       string   // SMTP_URL: where receipts are sent (with a password, maybe); "" logs them
 	publicURL     string
 	checkout      checkout.Config
 	retention     checkout.Retention

@@ -306,12 +306,11 @@ func TestReceiptsSentOncePerStage(t *testing.T) {
 			t.Fatalf("paying late: %d %s", r.status, r.body)
 		}
 		s.awaitCheckout(t, "cart-mail-late", func(o customerOrder) bool { return o.Refund == "refunded" })
-		messages, err := mail.WaitFor(3, 30*time.Second)
-		if err != nil {
+		if _, err := mail.WaitFor(3, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(500 * time.Millisecond) // a duplicate would come now
-		messages = mail.Messages()
+		messages := mail.Messages()
 		want := map[string]string{ // Message-ID's order and stage -> recipient
 			fmt.Sprintf("%d/paid", paid.ID): "ada@example.com", fmt.Sprintf("%d/dispatched", paid.ID): "ada@example.com",
 			fmt.Sprintf("%d/refunded", late.ID): "bob@example.com",

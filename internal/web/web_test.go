@@ -35,8 +35,8 @@ type testServer struct {
 	db      *store.DB
 	co      *checkout.Checkout
 	demo    *demopay.Provider // the payment provider carts are paid through
-	crashed chan struct{} // receives when the crash button is pressed
-	logs    *logBuffer    // everything logged, as text, besides the test's log
+	crashed chan struct{}     // receives when the crash button is pressed
+	logs    *logBuffer        // everything logged, as text, besides the test's log
 }
 
 // newTestServer serves the shop on a real HTTP server over a fresh
