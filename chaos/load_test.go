@@ -70,20 +70,6 @@ func startLoad(s *shop, prefix string, customers int) *load {
 	return l
 }
 
-// checkBooks fails the test unless the shop's audit finds its books
-// balanced (shop.audit also counts the orders, which GET /orders lists
-// only the newest hundred of).
-func (s *shop) checkBooks() {
-	s.t.Helper()
-	var audit struct{ Breaches []string }
-	if err := s.getJSON("/api/audit", &audit); err != nil {
-		s.t.Fatal(err)
-	}
-	for _, b := range audit.Breaches {
-		s.t.Errorf("audit: %s", b)
-	}
-}
-
 // restockFor tops every product up to a level no load here sells out.
 func (s *shop) restockFor() {
 	s.t.Helper()

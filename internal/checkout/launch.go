@@ -5,12 +5,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/widgetstore/widgetstore/internal/payment"
+	"github.com/widgetstore/widgetstore/internal/receipt"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
@@ -34,6 +37,19 @@ type LaunchConfig struct {
 	// Metrics is where the checkout's metrics are registered; nil, in a
 	// registry of their own that no one reads.
 	Metrics prometheus.Registerer
+	// Register, when set, registers workflows of the program's other parts
+	// (the demo payment provider's) on DBOS before it launches: DBOS
+	// recovers only workflows registered by then.
+	Register func(dbos.Context) error
+	// Provider is the payment provider that carts are paid through; nil
+	// for none (carts are then refused, and a payment owed back is left
+	// to the operator).
+	Provider payment.Provider
+	// Receipts sends the customers' receipts; nil, to the log.
+	Receipts receipt.Sender
+	// PublicURL is the shop's address as customers reach it, for the
+	// links in receipts; "" for none.
+	PublicURL string
 }
 
 // Launch starts DBOS on db, which must be migrated (store.DB.Migrate),
@@ -41,9 +57,13 @@ type LaunchConfig struct {
 // pending. DBOS and the app share db's one handle. Stop it with Shutdown,
 // then close db.
 func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, error) {
-	if c := cfg.Checkout; c.PaymentTimeout <= 0 || c.DispatchSteps <= 0 || c.DispatchInterval < 0 || c.PendingUnitsPerClient < 0 {
+	if c := cfg.Checkout; c.PaymentTimeout <= 0 || c.DispatchSteps <= 0 || c.DispatchInterval < 0 || c.PendingUnitsPerClient < 0 ||
+		c.RefundAttempts < 0 || c.RefundBackoff < 0 {
 		return nil, fmt.Errorf("invalid checkout config %+v", c)
 	}
+	// Unset, the refunds' bounds are the default ones.
+	cfg.Checkout.RefundAttempts = cmp.Or(cfg.Checkout.RefundAttempts, DefaultConfig.RefundAttempts)
+	cfg.Checkout.RefundBackoff = cmp.Or(cfg.Checkout.RefundBackoff, DefaultConfig.RefundBackoff)
 	config := dbos.Config{
 		AppName:            "widgetstore",
 		ApplicationVersion: ApplicationVersion,
@@ -76,9 +96,18 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 		return nil, err
 	}
 	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, retention: cfg.Retention, logger: cfg.Logger, metrics: metrics,
-		executorID: cmp.Or(cfg.ExecutorID, "local")}
+		provider: cfg.Provider, receipts: cfg.Receipts, publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), executorID: cmp.Or(cfg.ExecutorID, "local")}
+	if c.receipts == nil {
+		c.receipts = receipt.Log{Logger: cfg.Logger}
+	}
 	dbos.RegisterWorkflow(dbosCtx, c.checkout, dbos.WithWorkflowName(WorkflowCheckout))
 	dbos.RegisterWorkflow(dbosCtx, c.retain, dbos.WithWorkflowName(WorkflowRetention))
+	dbos.RegisterWorkflow(dbosCtx, c.refund, dbos.WithWorkflowName(WorkflowRefund))
+	if cfg.Register != nil {
+		if err := cfg.Register(dbosCtx); err != nil {
+			return nil, fmt.Errorf("registering workflows: %w", err)
+		}
+	}
 	if err := dbos.Launch(dbosCtx); err != nil {
 		return nil, fmt.Errorf("launching DBOS: %w", err)
 	}

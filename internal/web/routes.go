@@ -28,18 +28,28 @@ func (s *Server) routes() {
 
 	// The seed's API, kept as it was.
 	s.mux.Handle("GET /product", handleProduct(s.db))
-	s.mux.Handle("GET /orders", handleOrders(s.db))
-	s.mux.Handle("GET /order/{id}", handleOrder(s.db))
+	// In production (a webhook secret set) orders are shown to anyone
+	// without the payment ids a payment report names.
+	private := s.opts.WebhookSecrets != nil
+	s.mux.Handle("GET /orders", handleOrders(s.db, private))
+	s.mux.Handle("GET /order/{id}", handleOrder(s.db, private))
 	s.mux.Handle("POST /restock", s.operator(handleRestock(s.db)))
 	s.mux.Handle("POST /checkout/{key}", handleCheckout(s.checkout, s.guard))
-	s.mux.Handle("POST /payment_webhook/{payment_id}/{status}", handlePaymentWebhook(s.checkout, s.opts.WebhookSecret))
+	s.mux.Handle("POST /payment_webhook/{payment_id}/{status}", handlePaymentWebhook(s.checkout, s.opts.WebhookSecrets))
 	s.mux.Handle("POST /crash_application", s.operator(handleCrash(s.logger, s.opts.CrashFunc)))
 
 	// Beside it.
 	s.mux.Handle("GET /api/products", handleProducts(s.db))
+	s.mux.Handle("POST /api/checkouts/{key}", handleCartCheckout(s.checkout, s.guard))
+	s.mux.Handle("GET /api/checkouts/{key}", handleFindCheckout(s.checkout))
+	s.mux.Handle("GET /api/payments/{payment_id}", handleFindPayment(s.checkout))
+	s.mux.Handle("POST /api/payment_events", handlePaymentEvents(s.checkout, s.opts.Events))
 	s.mux.Handle("GET /api/audit", s.operator(handleAudit(s.db)))
 	s.mux.Handle("GET /api/workflows", s.operator(handleWorkflows(s.checkout)))
 	s.mux.Handle("POST /api/workflows/{id}/resume", s.operator(handleWorkflowResume(s.logger, s.checkout)))
+	if s.opts.ProviderPages != nil {
+		s.mux.Handle("/demopay/", s.opts.ProviderPages)
+	}
 	s.mux.Handle("GET /healthz", handleHealth(s.db, s.checkout))
 	s.mux.Handle("GET /livez", handleLive())
 	s.mux.Handle("GET /readyz", handleReady(&s.draining, handleHealth(s.db, s.checkout)))
