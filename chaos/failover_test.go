@@ -58,10 +58,19 @@ func TestDatabaseFailover(t *testing.T) {
 	c := newPGCluster(t)
 	url := fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/widgetstore?sslmode=disable&target_session_attrs=read-write&connect_timeout=5",
 		c.nodes[0].port, c.nodes[1].port)
-	s := newShop(t, url, "-checkouts-per-minute", "0", "-pending-units", "0", "-dispatch-steps", "3", "-dispatch-interval", "100ms")
+	// Two instances, as behind a load balancer: the customers check out
+	// on one and their payments are reported to the other, whose message
+	// wakes the checkout through the first one's LISTEN connection, which
+	// DBOS must take again after each failover. The payment deadline is
+	// far beyond the test's waits, so that a checkout never woken by its
+	// payment would fail it rather than end at its deadline.
+	args := []string{"-checkouts-per-minute", "0", "-pending-units", "0", "-dispatch-steps", "3", "-dispatch-interval", "100ms", "-payment-timeout", "30m"}
+	s := newShop(t, url, append(args, "-executor-id", "shop-a")...)
+	payVia := newShop(t, url, append(args, "-executor-id", "shop-b")...)
 	s.run()
+	payVia.run()
 	s.restockFor()
-	l := startLoad(s, "failover", 4)
+	l := startLoadVia(s, payVia, "failover", 4)
 	defer l.stop()
 
 	var pauses, afterPromotion []time.Duration
@@ -113,6 +122,7 @@ func TestDatabaseFailover(t *testing.T) {
 		t.Errorf("no answer 503 in %d failovers of %v without a primary: the customers waited, or were answered otherwise: %v", rounds, noPrimaryFor, refused)
 	}
 	s.stop()
+	payVia.stop()
 }
 
 // awaitCheckoutServed waits for the load's first checkout answered 200
