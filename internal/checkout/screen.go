@@ -21,7 +21,8 @@ const patchScreening = "screenOrder"
 // placed within screenWindow, were all refused by the payment provider: a
 // card tester's trail, card after card declined. It is refused until the
 // oldest of them is screenWindow old, then may try again; one paid (or
-// unpaid, or out of stock) order among them breaks the streak.
+// unpaid, or out of stock) order among them breaks the streak. It is one
+// of the per-client limits: Config.PendingUnitsPerClient 0 turns it off.
 const (
 	screenStreak = 5
 	screenWindow = 10 * time.Minute
@@ -51,7 +52,10 @@ func (c *Checkout) screen(ctx dbos.Context, req Request) (ended bool, err error)
 		return c.screenFailed(ctx, req, err)
 	}
 	screened, err := dbos.RunAsStep(ctx, func(ctx context.Context) (screening, error) {
-		if req.Client == "" { // the shop's own callers
+		// Not for the shop's own callers, nor with the per-client limits off
+		// (-pending-units 0): with them off, say where every customer has
+		// the proxy's address, one customer's refusals would stop all.
+		if req.Client == "" || c.cfg.PendingUnitsPerClient == 0 {
 			return screening{}, nil
 		}
 		until, err := store.RefusalStreak(ctx, c.db.Q(), req.Client, screenStreak, time.Now().Add(-screenWindow), screenWindow)

@@ -16,11 +16,14 @@ import (
 // all refused by the payment provider is refused a sixth checkout, with
 // the time when it may try again, and nothing is placed; one paid order
 // among the five breaks the streak, and other clients are not held to it.
+// With the per-client limits off, no one is screened.
 func TestScreeningRefusesCardTesters(t *testing.T) {
 	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
 		t.Parallel()
-		f := setup(t, url, fastConfig)
+		cfg := fastConfig
+		cfg.PendingUnitsPerClient = 100
+		f := setup(t, url, cfg)
 		ctx := context.Background()
 		buy := func(client, key string) (string, error) {
 			return f.co.Start(ctx, key, checkout.Request{ProductID: 1, Quantity: 1, Client: client})
@@ -68,4 +71,22 @@ func TestScreeningRefusesCardTesters(t *testing.T) {
 		}
 		f.audit(t)
 	})
+}
+
+// TestScreeningOffWithoutClientLimits: with the per-client limits off
+// (-pending-units 0), as behind a proxy that hides the customers'
+// addresses, a client's refusals do not stop its checkouts.
+func TestScreeningOffWithoutClientLimits(t *testing.T) {
+	t.Parallel()
+	f := setup(t, dbtest.NewDatabase(t, "sqlite"), fastConfig)
+	ctx := context.Background()
+	for i := range 6 {
+		paymentID, err := f.co.Start(ctx, fmt.Sprintf("proxy-%d", i), checkout.Request{ProductID: 1, Quantity: 1, Client: "proxy"})
+		if err != nil {
+			t.Fatalf("checkout %d after %d refusals: %v", i, i, err)
+		}
+		if _, err := f.co.Pay(ctx, paymentID, shop.PaymentFailed); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
