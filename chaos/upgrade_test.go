@@ -163,8 +163,13 @@ func checkPaths(t *testing.T, url string, oldKeys, newKeys []string) {
 }
 
 // upgradeArgs make a dispatch last 10 s, long enough to be killed in, and
-// give a payment two minutes, longer than any test waits.
-var upgradeArgs = []string{"-payment-timeout", "2m", "-dispatch-steps", "100", "-dispatch-interval", "100ms"}
+// give a payment two minutes, longer than any test waits; an instance
+// silent for 3 s is taken over.
+var upgradeArgs = []string{"-payment-timeout", "2m", "-dispatch-steps", "100", "-dispatch-interval", "100ms", "-takeover-after", "3s"}
+
+// takeoverLine is what an instance logs when it takes a silent one over,
+// in the previous release as today.
+const takeoverLine = "took over the workflows of a silent instance"
 
 // midDispatch is an order paid and not yet dispatched.
 func midDispatch(o order) bool { return o.Status == "PAID" && o.ProgressRemaining < 100 }
@@ -223,7 +228,8 @@ func TestUpgradeWithCheckoutsInFlight(t *testing.T) {
 // TestRollingUpgrade upgrades two instances sharing one PostgreSQL one at
 // a time, as a rolling deployment does: A and B run the previous release;
 // A is replaced by today's shop while B still runs the old one, A is
-// killed and comes back once more meanwhile, then B is replaced.
+// killed once more meanwhile and B, old, takes it over before it comes
+// back, then B is replaced.
 // Checkouts start throughout, on either instance, and are paid through
 // either: every one finishes, the old ones on the old path and the new
 // ones screened, and the books balance.
@@ -232,9 +238,11 @@ func TestUpgradeWithCheckoutsInFlight(t *testing.T) {
 // patch's marker where it expects checkout.placeOrder, and DBOS fails the
 // checkout (UnexpectedStep), its order left holding its stock. It never
 // meets one: the screened checkouts are widgetstore-3's, and DBOS recovers
-// and dequeues only the workflows of an instance's own version. A's
-// restart re-enqueues its screened checkouts for recovery while B is old:
-// only A may take them.
+// and dequeues only the workflows of an instance's own version. When B,
+// old, takes A over, it recovers none of them, and A's restart re-enqueues
+// them for recovery while B is old: only A may take them. (With one
+// version for both builds, DBOS__APPVERSION=widgetstore-2, B recovers them
+// and they fail.)
 func TestRollingUpgrade(t *testing.T) {
 	t.Parallel()
 	old := previousBinary(t)
@@ -268,7 +276,18 @@ func TestRollingUpgrade(t *testing.T) {
 	waiting[b.mustPost("/checkout/b-old-later")] = a   // an old one, started on the old instance after the upgrade began
 	orders = append(orders, b.mustPost("/payment_webhook/"+a.mustPost("/checkout/a-new-dispatching")+"/paid"))
 	a.awaitOrder(orders[len(orders)-1], "being dispatched", midDispatch)
+	// A dies and stays down until B, old, has taken it over: B recovers
+	// none of A's screened checkouts, and A finishes them when it is back.
+	tookOver := strings.Count(b.output(), takeoverLine)
 	a.kill()
+	deadline := time.Now().Add(time.Minute)
+	for strings.Count(b.output(), takeoverLine) == tookOver {
+		if time.Now().After(deadline) {
+			t.Fatalf("B did not take A over within a minute of A's death:\n%s", b.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // B's queue would have run them by now, were they its version's
 	a.run()
 
 	// Both today's.

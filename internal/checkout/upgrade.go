@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
@@ -21,12 +22,13 @@ const appName = "widgetstore"
 // its recovery finds them.
 func adopt(ctx context.Context, db *store.DB, dbosCtx dbos.Context, executorID string, logger *slog.Logger) error {
 	version := dbos.GetApplicationVersion(dbosCtx) // DBOS__APPVERSION overrides ApplicationVersion
-	adopted, err := db.AdoptWorkflows(ctx, appName, version, AdoptedVersions, []string{executorID})
+	older := slices.DeleteFunc(slices.Clone(AdoptedVersions), func(v string) bool { return v == version })
+	adopted, err := db.AdoptWorkflows(ctx, appName, version, older, []string{executorID})
 	if err != nil {
 		return fmt.Errorf("taking on the workflows of older versions: %w", err)
 	}
 	if adopted > 0 {
-		logger.Info("took on the workflows of older versions", "workflows", adopted, "versions", AdoptedVersions, "version", version, "instance", executorID)
+		logger.Info("took on the workflows of older versions", "workflows", adopted, "versions", older, "version", version, "instance", executorID)
 	}
 	return nil
 }
