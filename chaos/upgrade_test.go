@@ -18,12 +18,12 @@ import (
 )
 
 // previousRelease is the shop as it was released before the checkout
-// screened its orders: application version widgetstore-2, whose checkouts
-// start with checkout.placeOrder. The upgrade tests build it from the
+// screened its orders (main before the screening was merged): application
+// version widgetstore-2, whose checkouts start with checkout.placeOrder. The upgrade tests build it from the
 // repository's history, so that the old binary is the old code itself,
 // not today's code with a switch turned off; the only setting it needs is
 // a clone with that history, which CI's clone of main has.
-const previousRelease = "3985620df26b28c5ab800291815e523b607cdd97"
+const previousRelease = "671daea73aa8f236b125e1ced2ec8a79549875f9"
 
 var previous struct {
 	once   sync.Once
