@@ -23,7 +23,7 @@ import (
 // repository's history, so that the old binary is the old code itself,
 // not today's code with a switch turned off; the only setting it needs is
 // a clone with that history, which CI's clone of main has.
-const previousRelease = "671daea73aa8f236b125e1ced2ec8a79549875f9"
+const previousRelease = "07bb1ab1dfbe30258b4e3c2e8b27cda7af78758a"
 
 var previous struct {
 	once   sync.Once
