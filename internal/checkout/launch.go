@@ -36,9 +36,11 @@ import (
 // widgetstore-2 replay without it.
 const ApplicationVersion = "widgetstore-3"
 
-// AdoptedVersions are the older application versions whose checkouts this
-// build finishes: their histories replay on its code (dbos.Patch takes
-// them down their old path). At launch it takes on those that its own
+// AdoptedVersions are the older application versions whose workflows this
+// build finishes: the histories of every workflow registered here (the
+// checkout's, and the refunds', the retention's and the others', which
+// have not changed since) replay on its code; dbos.Patch takes the
+// checkouts down their old path. At launch it takes on those that its own
 // instance left pending, and those waiting on DBOS's recovery queue
 // (store.DB.AdoptWorkflows); taking over a silent instance, that
 // instance's. A version is dropped from the list when a build can no
