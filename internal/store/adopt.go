@@ -21,13 +21,15 @@ const dbosInternalQueue = "_dbos_internal_queue"
 // instances of the older versions no longer see them. It returns how many
 // it stamped.
 //
-// DBOS v1.8.0 offers this only in its commercial auto-upgrade: this is
-// the same UPDATE on its workflow_status table, whose columns are part of
-// its schema's contract with its other SDKs.
+// DBOS v1.8.0 moves workflows to a newer version only in its commercial
+// auto-upgrade; this does it with one UPDATE of application_version on its
+// workflow_status table, whose columns DBOS's SDKs and tools share.
 func (db *DB) AdoptWorkflows(ctx context.Context, app, version string, from, executorIDs []string) (int64, error) {
 	if len(from) == 0 || len(executorIDs) == 0 {
 		return 0, nil
 	}
+	// DBOS's tables share the shop's database: in the schema dbos on
+	// PostgreSQL (the shop sets no other), beside the shop's on SQLite.
 	table := "workflow_status"
 	if db.Postgres != nil {
 		table = "dbos.workflow_status"
