@@ -149,10 +149,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	return cfg, nil
 }
 
-// defaultHeartbeat is -heartbeat's default: a write every 5 s is nothing
-// to the database, and leaves the default -takeover-after (30 s) twice
-// the margin.
-const defaultHeartbeat = 5 * time.Second
+// defaultHeartbeat is -heartbeat's default: a write a second is nothing to
+// the database (the watch's probe writes as often), and it lets
+// -takeover-after go down to 3 s, which instances of releases without
+// -heartbeat were run with.
+const defaultHeartbeat = time.Second
 
 // minHeartbeat bounds -heartbeat from below: every beat is a write.
 const minHeartbeat = 100 * time.Millisecond

@@ -24,15 +24,15 @@ func TestTakeoverSettingsRefused(t *testing.T) {
 		{[]string{"-heartbeat", "1ns", "-takeover-after", "1ns"}, "-heartbeat"}, // the old ticker panicked on a quarter of 1 ns
 		{[]string{"-takeover-after", "-1s"}, "-takeover-after"},
 		{[]string{"-takeover-after", "1ns"}, "-takeover-after"},
-		{[]string{"-takeover-after", "14s"}, "-takeover-after"}, // under 3 × the default 5 s heartbeat
-		{[]string{"-heartbeat", "11s"}, "-takeover-after"},      // the default 30 s is under 3 × 11 s
+		{[]string{"-takeover-after", "2s"}, "-takeover-after"}, // under 3 × the default 1 s heartbeat
+		{[]string{"-heartbeat", "11s"}, "-takeover-after"},     // the default 30 s is under 3 × 11 s
 	} {
 		_, err := parseConfig(tt.args, noEnv, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.wantFlag) {
 			t.Errorf("%q: %v, want an error naming %s", tt.args, err, tt.wantFlag)
 		}
 	}
-	for _, args := range [][]string{nil, {"-takeover-after", "0"}, {"-heartbeat", "10s"}, {"-heartbeat", "500ms", "-takeover-after", "1500ms"}} {
+	for _, args := range [][]string{nil, {"-takeover-after", "0"}, {"-takeover-after", "3s"}, {"-heartbeat", "10s"}, {"-heartbeat", "500ms", "-takeover-after", "1500ms"}} {
 		if _, err := parseConfig(args, noEnv, io.Discard); err != nil {
 			t.Errorf("%q: %v", args, err)
 		}
