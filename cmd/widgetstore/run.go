@@ -216,7 +216,8 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		}
 	}()
 
-	opts := web.Options{WebhookSecret: cfg.webhookKey, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy, Metrics: metrics}
+	opts := web.Options{WebhookSecret: cfg.webhookKey, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy,
+		Metrics: metrics, StaleAfter: cfg.takeover}
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}

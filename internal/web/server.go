@@ -30,6 +30,7 @@ type Server struct {
 	draining atomic.Bool // set by Drain: /readyz answers 503
 	metrics  *httpMetrics
 	registry *prometheus.Registry
+	sessions *sessions // the operator's
 }
 
 // Options are the server's switches.
@@ -42,9 +43,15 @@ type Options struct {
 	// Unset, the webhook is open to anyone, as the seed's was.
 	WebhookSecret []byte
 	// OperatorToken, when set, must come as "Authorization: Bearer <token>"
-	// with every operator's request: restock, crash, audit, workflows, metrics.
-	// Unset, they are open, as the seed's restock and crash were.
+	// with every operator's request (restock, crash, audit, workflows,
+	// the console, metrics), or be exchanged on the page for a session
+	// cookie (session.go). Unset, they are open, as the seed's restock and
+	// crash were.
 	OperatorToken []byte
+	// StaleAfter is how long an instance may go without a heartbeat
+	// before the console lists it as gone (the takeover's silence); 0,
+	// defaultStaleAfter.
+	StaleAfter time.Duration
 	// Limits bound how fast one client may start checkouts; the zero
 	// value, not at all. What it may hold is the checkout's to bound.
 	Limits CheckoutLimits
@@ -61,13 +68,21 @@ type Options struct {
 // NewServer returns the shop's handler.
 func NewServer(logger *slog.Logger, db *store.DB, co *checkout.Checkout, opts Options) *Server {
 	s := &Server{logger: logger, db: db, checkout: co, opts: opts, mux: http.NewServeMux(),
-		guard: newCheckoutGuard(logger, opts.Limits, opts.BehindProxy), registry: opts.Metrics}
+		guard: newCheckoutGuard(logger, opts.Limits, opts.BehindProxy), registry: opts.Metrics,
+		sessions: newSessions(opts.OperatorToken)}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
 	s.metrics = newHTTPMetrics(s.registry)
 	s.routes()
 	return s
+}
+
+func (s *Server) staleAfter() time.Duration {
+	if s.opts.StaleAfter > 0 {
+		return s.opts.StaleAfter
+	}
+	return defaultStaleAfter
 }
 
 // Drain turns /readyz to 503 for good, at the start of a shutdown: the
