@@ -70,7 +70,11 @@ func (c *Checkout) Workflows(ctx context.Context, statuses []string, limit int) 
 }
 
 func (c *Checkout) listWorkflows(ctx context.Context, opts ...dbos.ListWorkflowsOption) ([]Workflow, error) {
-	opts = append(opts, dbos.WithFilterLoadInput(false), dbos.WithFilterLoadOutput(false))
+	// The output is loaded for the error: DBOS v1.8.0 reads a workflow's
+	// error only with its output (both live in workflow_output), and
+	// without it every failed workflow would be listed with none. The
+	// shop's outputs are small (Result).
+	opts = append(opts, dbos.WithFilterLoadInput(false), dbos.WithFilterLoadOutput(true))
 	found, err := dbos.ListWorkflows(dbos.From(c.dbosCtx, ctx), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("listing workflows: %w", err)

@@ -317,13 +317,24 @@ func TestConsoleActions(t *testing.T) {
 		var stuck struct {
 			PastDeadline []string `json:"past_deadline"`
 			Failed       []struct {
-				ID string `json:"workflow_id"`
+				ID    string `json:"workflow_id"`
+				Error string `json:"error"`
 			} `json:"failed"`
 			Breaches []string `json:"breaches"`
 		}
 		op.getJSON(t, "/api/console/stuck", &stuck)
-		if len(stuck.Failed) != 1 || stuck.Failed[0].ID != "console-failed" || len(stuck.Breaches) != 0 {
-			t.Errorf("stuck work: %+v, want the failed checkout", stuck)
+		if len(stuck.Failed) != 1 || stuck.Failed[0].ID != "console-failed" || !strings.Contains(stuck.Failed[0].Error, "disk on fire") ||
+			len(stuck.Breaches) != 0 {
+			t.Errorf("stuck work: %+v, want the failed checkout with its error", stuck)
+		}
+		// The shop page's list has the error's text too.
+		var listed []struct {
+			ID    string `json:"workflow_id"`
+			Error string `json:"error"`
+		}
+		op.getJSON(t, "/api/workflows?status=ERROR", &listed)
+		if len(listed) != 1 || !strings.Contains(listed[0].Error, "disk on fire") {
+			t.Errorf("GET /api/workflows?status=ERROR: %+v, want the failed checkout with its error", listed)
 		}
 
 		// Signed out, the cookie opens nothing.
