@@ -233,6 +233,26 @@ func TestConsoleActions(t *testing.T) {
 			t.Errorf("cancelling a cancelled checkout: %d %s, want 409", status, body)
 		}
 
+		// Forked from after its order was placed, the cancelled checkout's
+		// fork carries on with the same order; the original may then not
+		// be resumed as well.
+		status, body := op.do(t, "POST", "/api/workflows/console-pending/fork", `{"start_step": 1}`)
+		var pendingFork struct {
+			ForkID string `json:"fork_id"`
+		}
+		if err := json.Unmarshal([]byte(body), &pendingFork); status != 202 || err != nil || pendingFork.ForkID == "" {
+			t.Fatalf("forking the cancelled checkout from step 1: %d %s", status, body)
+		}
+		if v := op.waitWorkflow(t, pendingFork.ForkID, "its order", func(v workflowView) bool { return v.Order != nil }); v.Order.ID != orders[0].ID {
+			t.Errorf("the fork's order: %+v, want the original's, %d", v.Order, orders[0].ID)
+		}
+		if status, body := op.do(t, "POST", "/api/workflows/console-pending/resume", ""); status != 409 || !strings.Contains(body, pendingFork.ForkID) {
+			t.Errorf("resuming a checkout that was forked: %d %s, want 409 naming the fork", status, body)
+		}
+		if status, body := op.do(t, "POST", "/api/workflows/"+pendingFork.ForkID+"/cancel", ""); status != 202 {
+			t.Fatalf("cancelling the fork: %d %s", status, body)
+		}
+
 		// A paid checkout whose dispatch the database refuses fails, with
 		// its error's text.
 		repair := failDispatch(t, s.db)
@@ -266,7 +286,7 @@ func TestConsoleActions(t *testing.T) {
 			}
 		}
 		repair()
-		status, body := op.do(t, "POST", "/api/workflows/console-failed/fork", `{"start_step": `+strconv.Itoa(dispatch)+`}`)
+		status, body = op.do(t, "POST", "/api/workflows/console-failed/fork", `{"start_step": `+strconv.Itoa(dispatch)+`}`)
 		var forked struct {
 			ForkID string `json:"fork_id"`
 		}
@@ -304,11 +324,12 @@ func TestConsoleActions(t *testing.T) {
 				done++
 			}
 		}
-		// Done: one cancel, one fork. Refused: the running fork, the second
-		// cancel, the resume, two early forks, a fork from no step (99) and
-		// the second fork; the malformed bodies (400) are not actions.
-		if done != 2 || refused != 7 {
-			t.Errorf("the audit log has %d done and %d refused actions, want 2 and 7: %+v", done, refused, actions)
+		// Done: two cancels, two forks. Refused: the running fork, the
+		// second cancel, the resume after a fork, the failed checkout's
+		// resume, two early forks, a fork from no step (99) and the second
+		// fork; the malformed bodies (400) are not actions.
+		if done != 4 || refused != 8 {
+			t.Errorf("the audit log has %d done and %d refused actions, want 4 and 8: %+v", done, refused, actions)
 		}
 		if actions[0].Action != "fork" || !strings.HasPrefix(actions[0].Outcome, "refused") || actions[1].Outcome != "forked as "+forked.ForkID {
 			t.Errorf("the newest audit rows: %+v", actions[:2])
