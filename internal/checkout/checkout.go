@@ -58,6 +58,8 @@ type Checkout struct {
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
+	// takeoverMetrics count TakeOver's work.
+	takeoverMetrics takeoverMetrics
 	// knownProducts holds the ids of products seen in the catalog.
 	knownProducts sync.Map
 	watch         watch

@@ -75,6 +75,12 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 		return nil, err
 	}
 	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, retention: cfg.Retention, logger: cfg.Logger, metrics: metrics}
+	if c.takeoverMetrics, err = newTakeoverMetrics(cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("registering the takeover's metrics: %w", err)
+	}
+	if err := cfg.Metrics.Register(newWorkflowCollector(c)); err != nil {
+		return nil, fmt.Errorf("registering the workflows' metrics: %w", err)
+	}
 	dbos.RegisterWorkflow(dbosCtx, c.checkout, dbos.WithWorkflowName(WorkflowCheckout))
 	dbos.RegisterWorkflow(dbosCtx, c.retain, dbos.WithWorkflowName(WorkflowRetention))
 	if err := dbos.Launch(dbosCtx); err != nil {
