@@ -151,18 +151,31 @@ func handleWorkflow(co *checkout.Checkout) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		steps := make([]stepJSON, len(d.Steps))
-		for i, s := range d.Steps {
-			steps[i] = stepJSON{ID: s.ID, Name: s.Name, Output: s.Output, Error: s.Error, ChildID: s.ChildID,
-				StartedAt: s.StartedAt, CompletedAt: s.CompletedAt, ForkRefused: s.ForkRefused}
-		}
-		out := map[string]any{"workflow": toConsoleWorkflowJSON(d.Workflow), "input": d.Input, "output": d.Output,
-			"steps": steps, "forks": append([]string{}, d.Forks...), "order": nil}
-		if d.Order != nil {
-			out["order"] = toOrderJSON(*d.Order)
-		}
-		writeJSON(w, r, http.StatusOK, out)
+		writeJSON(w, r, http.StatusOK, toWorkflowDetailJSON(d))
 	})
+}
+
+type workflowDetailJSON struct {
+	Workflow consoleWorkflowJSON `json:"workflow"`
+	Input    json.RawMessage     `json:"input"`
+	Output   json.RawMessage     `json:"output"`
+	Steps    []stepJSON          `json:"steps"`
+	Forks    []string            `json:"forks"`
+	Order    *orderJSON          `json:"order"`
+}
+
+func toWorkflowDetailJSON(d checkout.WorkflowDetail) workflowDetailJSON {
+	out := workflowDetailJSON{Workflow: toConsoleWorkflowJSON(d.Workflow), Input: d.Input, Output: d.Output,
+		Steps: make([]stepJSON, len(d.Steps)), Forks: append([]string{}, d.Forks...)}
+	for i, s := range d.Steps {
+		out.Steps[i] = stepJSON{ID: s.ID, Name: s.Name, Output: s.Output, Error: s.Error, ChildID: s.ChildID,
+			StartedAt: s.StartedAt, CompletedAt: s.CompletedAt, ForkRefused: s.ForkRefused}
+	}
+	if d.Order != nil {
+		order := toOrderJSON(*d.Order)
+		out.Order = &order
+	}
+	return out
 }
 
 // handleWorkflowAction handles "POST /api/workflows/{id}/cancel", "/resume"

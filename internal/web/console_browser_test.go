@@ -111,3 +111,40 @@ func TestBrowserConsole(t *testing.T) {
 		` && !`+visibleJS("#operator-signin"), waitTimeout)
 	b.checkConsole()
 }
+
+// TestBrowserDurability: beside the order, the shop's page lists the
+// checkout's checkpoints as the server records them, pushed by server-sent
+// events rather than polled, and invites the visitor to crash the server
+// while the purchase is under way.
+func TestBrowserDurability(t *testing.T) {
+	t.Parallel()
+	chromium := findChromium(t)
+	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), browserConfig)
+	b := newBrowser(t, chromium)
+
+	b.do("opening the shop", chromedp.Navigate(s.URL))
+	b.waitJS("the product cards", `document.querySelectorAll('.product[data-product-id]').length > 0`, waitTimeout)
+	if b.visible("#durability") {
+		b.fatalf("the checkpoints are shown before any purchase")
+	}
+	b.do("clicking Buy on product 1", chromedp.Click(chromedp.CSS(productSel(1, ".buy"))))
+	b.waitJS("the order's first checkpoints and the invitation to crash", visibleJS("#durability")+` && `+
+		visibleJS(`#checkpoints li[data-name="checkout.placeOrder"]`)+` && `+visibleJS(`#checkpoints li[data-name="DBOS.setEvent"]`)+
+		` && `+visibleJS("#durability-invite"), waitTimeout)
+	b.do("clicking Confirm payment", chromedp.Click(chromedp.CSS("#pay")))
+	b.waitJS("the payment and dispatch checkpoints", visibleJS(`#checkpoints li[data-name="DBOS.recv"]`)+` && `+
+		visibleJS(`#checkpoints li[data-name="checkout.markDispatched"]`)+` && !`+visibleJS("#durability-invite"), dispatchTimeout)
+	if n := runT(b, "counting the placeOrder checkpoints", chromedp.Evaluate[int](
+		`document.querySelectorAll('#checkpoints li[data-name="checkout.placeOrder"]').length`)); n != 1 {
+		b.fatalf("placeOrder is listed %d times, want once", n)
+	}
+	requests := func(re string) int {
+		return runT(b, "counting requests", chromedp.Evaluate[int](
+			`performance.getEntriesByType('resource').filter((e) => /`+re+`/.test(e.name)).length`))
+	}
+	if streams, polls := requests(`\/api\/checkouts\/[^/]+\/events`), requests(`\/api\/checkouts\/[^/]+\/progress`); streams < 1 || polls != 0 {
+		b.fatalf("the page opened %d event streams and polled %d times; want the stream, no polling", streams, polls)
+	}
+	b.screenshot("durability.png")
+	b.checkConsole()
+}

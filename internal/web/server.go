@@ -7,6 +7,7 @@ import (
 	"embed"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,12 @@ type Server struct {
 	metrics  *httpMetrics
 	registry *prometheus.Registry
 	sessions *sessions // the operator's
+	live     *liveHub
+	// startedAt is when this process's server was made: the page tells a
+	// customer the server restarted during their purchase.
+	startedAt time.Time
+	drained   chan struct{} // closed by Drain: live streams end
+	drainOnce sync.Once
 }
 
 // Options are the server's switches.
@@ -69,7 +76,7 @@ type Options struct {
 func NewServer(logger *slog.Logger, db *store.DB, co *checkout.Checkout, opts Options) *Server {
 	s := &Server{logger: logger, db: db, checkout: co, opts: opts, mux: http.NewServeMux(),
 		guard: newCheckoutGuard(logger, opts.Limits, opts.BehindProxy), registry: opts.Metrics,
-		sessions: newSessions(opts.OperatorToken)}
+		sessions: newSessions(opts.OperatorToken), live: newLiveHub(logger), startedAt: time.Now(), drained: make(chan struct{})}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
@@ -88,7 +95,10 @@ func (s *Server) staleAfter() time.Duration {
 // Drain turns /readyz to 503 for good, at the start of a shutdown: the
 // load balancer takes this instance out of its rotation while it still
 // serves the requests already sent its way.
-func (s *Server) Drain() { s.draining.Store(true) }
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.drainOnce.Do(func() { close(s.drained) }) // live streams would hold the shutdown up
+}
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()

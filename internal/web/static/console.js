@@ -266,12 +266,29 @@ function renderDetail(d) {
   $('#steps-body').replaceChildren(...rows);
 }
 
+// The shown workflow is pushed by server-sent events as its steps are
+// recorded; refreshDetail polls it only while no stream is open.
+let detailSource = null;
+
+function watchDetail(id) {
+  if (detailSource) detailSource.close();
+  detailSource = null;
+  if (!id || typeof EventSource !== 'function') return;
+  detailSource = new EventSource(`/api/workflows/${encodeURIComponent(id)}/events`);
+  detailSource.addEventListener('update', (event) => {
+    if (id === selectedId()) renderDetail(JSON.parse(event.data));
+  });
+}
+
+const streaming = () => detailSource !== null && detailSource.readyState === EventSource.OPEN;
+
 async function refreshDetail() {
   const id = selectedId();
   if (id !== shownId) {
     shownId = id;
     shown = null;
     hideConfirm();
+    watchDetail(id);
   }
   if (!id) {
     $('#detail').hidden = true;
@@ -393,6 +410,6 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   window.addEventListener('hashchange', () => { if (signedIn) refreshDetail(); });
   checkSession();
-  poll(DETAIL_POLL_MS, refreshDetail);
+  poll(DETAIL_POLL_MS, () => (streaming() ? null : refreshDetail()));
   poll(LIST_POLL_MS, () => Promise.all([refreshStuck(), refreshWorkflows(), refreshActions()]));
 });

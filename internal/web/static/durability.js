@@ -1,0 +1,155 @@
+// The durability story beside the order: the checkout's checkpoints as the
+// server records them, pushed by server-sent events (polled where the
+// browser has no EventSource), with the moments the server went away and
+// came back. It reads the purchase's key from what app.js keeps in
+// localStorage, and touches nothing of app.js's.
+'use strict';
+
+(() => {
+  const PURCHASE = 'widgetstore.purchase'; // app.js's
+  const OWN = 'widgetstore.durability'; // the key of the checkout shown here, kept after the purchase ends
+  const POLL_MS = 1000;
+  const ENDED = new Set(['SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
+  // What each recorded step means to a shopper. Unknown names show as they are.
+  const LABELS = {
+    'checkout.placeOrder': 'Order placed and stock reserved',
+    'DBOS.setEvent': 'Payment id handed to your browser',
+    'DBOS.recv': 'Payment received',
+    'DBOS.sleep': 'Durable timer set (it survives a restart)',
+    'checkout.cancelUnpaid': 'Unpaid order cancelled, stock released',
+    'checkout.markDispatched': 'Order dispatched',
+  };
+
+  const $ = (selector) => document.querySelector(selector);
+  const clock = (iso) => new Date(iso).toLocaleTimeString();
+
+  let key = null;
+  let source = null;
+  let timer = null;
+  let shown = null; // the last progress rendered
+  let events = []; // {at, text, kind}: the server going away and coming back, as this page saw it
+  let down = false;
+
+  function storedKey() {
+    try {
+      const purchase = JSON.parse(localStorage.getItem(PURCHASE));
+      if (purchase && typeof purchase.key === 'string') return purchase.key;
+    } catch { /* not JSON */ }
+    return localStorage.getItem(OWN);
+  }
+
+  function stop() {
+    if (source) source.close();
+    source = null;
+    clearTimeout(timer);
+  }
+
+  function serverDown() {
+    if (down) return;
+    down = true;
+    events.push({ at: new Date().toISOString(), text: 'The server stopped answering', kind: 'down' });
+    if (shown) render(shown);
+  }
+
+  function serverUp() {
+    if (!down) return;
+    down = false;
+    events.push({ at: new Date().toISOString(), text: 'The server is answering again', kind: 'up' });
+    if (shown) render(shown);
+  }
+
+  // A stream that breaks is either the server going away or the stream's
+  // planned end: /livez tells which.
+  async function streamBroke() {
+    const alive = await fetch('/livez', { cache: 'no-store' }).then((res) => res.ok, () => false);
+    if (!alive) serverDown();
+    // EventSource reconnects by itself, but not after an answer that is
+    // not a stream (a proxy's 502): then this page opens it again.
+    if (source && source.readyState === EventSource.CLOSED) {
+      const watched = key;
+      source = null;
+      timer = setTimeout(() => { if (key === watched) open(watched); }, POLL_MS);
+    }
+  }
+
+  function open(k) {
+    if (typeof EventSource !== 'function') return poll(k);
+    source = new EventSource(`/api/checkouts/${encodeURIComponent(k)}/events`);
+    source.addEventListener('open', serverUp);
+    source.addEventListener('update', (event) => {
+      serverUp();
+      const progress = JSON.parse(event.data);
+      render(progress);
+      if (ENDED.has(progress.status)) stop(); // nothing more will be recorded
+    });
+    source.addEventListener('error', streamBroke);
+  }
+
+  async function poll(k) {
+    if (k !== key) return;
+    try {
+      const res = await fetch(`/api/checkouts/${encodeURIComponent(k)}/progress`, { cache: 'no-store' });
+      serverUp();
+      if (res.status === 404) return; // not a checkout this server knows
+      if (res.ok) {
+        const progress = await res.json();
+        render(progress);
+        if (ENDED.has(progress.status)) return;
+      }
+    } catch {
+      serverDown();
+    }
+    timer = setTimeout(() => poll(k), POLL_MS);
+  }
+
+  function watch(k) {
+    if (!k || k === key) return;
+    stop();
+    key = k;
+    shown = null;
+    events = [];
+    localStorage.setItem(OWN, k);
+    open(k);
+  }
+
+  function item(text, at, kind, step) {
+    const li = document.createElement('li');
+    li.className = kind;
+    if (step) { li.dataset.step = String(step.step); li.dataset.name = step.name; }
+    const when = document.createElement('time');
+    when.dateTime = at;
+    when.textContent = clock(at);
+    li.append(when, ' ', text);
+    return li;
+  }
+
+  function render(progress) {
+    shown = progress;
+    $('#durability').hidden = false;
+    const entries = progress.checkpoints.map((c) => ({
+      at: c.completed_at || c.started_at,
+      el: item(`${LABELS[c.name] ?? c.name}${c.failed ? ' — failed' : ''}`, c.completed_at || c.started_at,
+        c.failed ? 'checkpoint failed' : 'checkpoint', c),
+    }));
+    if (Date.parse(progress.server_started_at) > Date.parse(progress.created_at)) {
+      entries.push({ at: progress.server_started_at,
+        el: item('The server started again; it read the checkpoints above and carried on from the last', progress.server_started_at, 'restart') });
+    }
+    for (const e of events) entries.push({ at: e.at, el: item(e.text, e.at, e.kind) });
+    entries.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+    $('#checkpoints').replaceChildren(...entries.map((e) => e.el));
+    $('#durability-recovered').hidden = progress.attempts <= 1;
+    $('#durability-recovered').textContent = progress.attempts > 1
+      ? `Recovered: this checkout was run ${progress.attempts} times, once per server that picked it up. Each run started from the last checkpoint, so no step above was done twice.`
+      : '';
+    const crash = $('#crash');
+    $('#durability-invite').hidden = !(crash && crash.getClientRects().length > 0 && !ENDED.has(progress.status));
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    watch(storedKey());
+    // app.js writes a new purchase's key before it sends the checkout.
+    window.addEventListener('storage', () => watch(storedKey())); // other tabs
+    setInterval(() => watch(storedKey()), 300); // this tab
+  });
+})();
