@@ -3,9 +3,11 @@ package chaos_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,6 +100,18 @@ func TestPageShowsCheckpointsAcrossKill(t *testing.T) {
 	recovered, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#durability-recovered').hidden ? '' : document.querySelector('#durability-recovered').textContent`))
 	if err != nil || recovered == "" {
 		t.Errorf("the page does not say the checkout was recovered (%v)", err)
+	}
+	if !strings.Contains(s.runOutput(), "recovered a workflow after a restart") {
+		t.Errorf("the second run logged no recovered workflow:\n%s", s.runOutput())
+	}
+	resp, err := s.http.Get(s.url() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	scraped, err := io.ReadAll(resp.Body)
+	if err != nil || !strings.Contains(string(scraped), "\nwidgetstore_workflows_recovered_total 1\n") {
+		t.Errorf("GET /metrics after the restart (%v): want widgetstore_workflows_recovered_total 1 for the one checkout", err)
 	}
 	s.audit(1)
 }

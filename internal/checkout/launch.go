@@ -83,9 +83,11 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	}
 	dbos.RegisterWorkflow(dbosCtx, c.checkout, dbos.WithWorkflowName(WorkflowCheckout))
 	dbos.RegisterWorkflow(dbosCtx, c.retain, dbos.WithWorkflowName(WorkflowRetention))
+	launchStart := time.Now()
 	if err := dbos.Launch(dbosCtx); err != nil {
 		return nil, fmt.Errorf("launching DBOS: %w", err)
 	}
+	c.noteRecovered(ctx, cmp.Or(cfg.ExecutorID, "local"), launchStart)
 	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() { defer close(done); c.runWatch(watchCtx, cmp.Or(cfg.ExecutorID, "local")) }()

@@ -90,9 +90,10 @@ func deref(s *string) string {
 	return *s
 }
 
-// takeoverMetrics count TakeOver's work in this process.
+// takeoverMetrics count TakeOver's work in this process, and the
+// workflows it recovered at launch.
 type takeoverMetrics struct {
-	takeovers, workflows prometheus.Counter
+	takeovers, workflows, recovered prometheus.Counter
 }
 
 func newTakeoverMetrics(reg prometheus.Registerer) (takeoverMetrics, error) {
@@ -101,11 +102,34 @@ func newTakeoverMetrics(reg prometheus.Registerer) (takeoverMetrics, error) {
 			Help: "Silent instances whose pending workflows this process took over."}),
 		workflows: prometheus.NewCounter(prometheus.CounterOpts{Name: "widgetstore_workflows_taken_over_total",
 			Help: "Pending workflows of silent instances that this process took over (re-enqueued for any live instance)."}),
+		recovered: prometheus.NewCounter(prometheus.CounterOpts{Name: "widgetstore_workflows_recovered_total",
+			Help: "Workflows left pending by an earlier run of this instance that this process recovered at launch."}),
 	}
-	for _, c := range []prometheus.Collector{m.takeovers, m.workflows} {
+	for _, c := range []prometheus.Collector{m.takeovers, m.workflows, m.recovered} {
 		if err := reg.Register(c); err != nil {
 			return m, err
 		}
 	}
 	return m, nil
+}
+
+// recoveredListed bounds the workflows logged one by one as recovered.
+const recoveredListed = 1000
+
+// noteRecovered logs and counts the workflows DBOS recovered at launch:
+// those of this instance's executor still pending (or re-enqueued) that
+// were created before launchStart, by an earlier run. One that finished in
+// the moment between the launch and this look is not counted.
+func (c *Checkout) noteRecovered(ctx context.Context, executorID string, launchStart time.Time) {
+	recovered, err := c.listWorkflows(ctx, dbos.WithFilterExecutorIDs(executorID),
+		dbos.WithFilterStatus(dbos.WorkflowStatusPending, dbos.WorkflowStatusEnqueued),
+		dbos.WithFilterCreatedBefore(launchStart), dbos.WithFilterLimit(recoveredListed))
+	if err != nil {
+		c.logger.Warn("listing the workflows recovered at launch", slog.Any("error", err))
+		return
+	}
+	for _, w := range recovered {
+		c.logger.Info("recovered a workflow after a restart", "workflow", w.ID, "name", w.Name, "attempts", w.Attempts)
+	}
+	c.takeoverMetrics.recovered.Add(float64(len(recovered)))
 }
