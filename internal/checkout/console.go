@@ -227,16 +227,28 @@ func forkRefusal(d WorkflowDetail, startStep int) error {
 	return nil
 }
 
-// liveFork returns the id of a fork of workflow id that has not failed
-// (running, done or cancelled, and so resumable), or "".
+// forkDepth bounds how far liveFork follows forks of forks.
+const forkDepth = 10
+
+// liveFork returns the id of a fork of workflow id, or of a fork of one of
+// its forks, that has not failed (running, done, or cancelled and so
+// resumable): it carries on the original's order. "" when there is none.
 func (c *Checkout) liveFork(ctx context.Context, id string) (string, error) {
-	forks, err := c.listWorkflows(ctx, dbos.WithFilterForkedFrom(id))
-	if err != nil {
-		return "", err
-	}
-	for _, f := range forks {
-		if f.Status != string(dbos.WorkflowStatusError) {
-			return f.ID, nil
+	parents := []string{id}
+	for range forkDepth {
+		if len(parents) == 0 {
+			return "", nil
+		}
+		forks, err := c.listWorkflows(ctx, dbos.WithFilterForkedFrom(parents...))
+		if err != nil {
+			return "", err
+		}
+		parents = parents[:0]
+		for _, f := range forks {
+			if f.Status != string(dbos.WorkflowStatusError) {
+				return f.ID, nil
+			}
+			parents = append(parents, f.ID)
 		}
 	}
 	return "", nil

@@ -175,6 +175,9 @@ func TestConsoleActions(t *testing.T) {
 		if status, body, _ := rawDo(t, s, "POST", "/api/operator/session", `{"token":"wrong"}`, "Origin", s.URL); status != 401 {
 			t.Errorf("signing in with a wrong token: %d %s, want 401", status, body)
 		}
+		if status, body, _ := rawDo(t, s, "POST", "/api/operator/session", `{"token":"`+consoleToken+`"}`, "Origin", "http://evil.example"); status != 403 {
+			t.Errorf("signing in from another site's page: %d %s, want 403", status, body)
+		}
 		op := signIn(t, s)
 
 		// A pending checkout, found by its order id and by its payment id.

@@ -5,6 +5,7 @@
 'use strict';
 
 const LIST_POLL_MS = 3000;
+const STUCK_POLL_MS = 10000; // the books' audit reads every order
 const DETAIL_POLL_MS = 1000;
 const PAGE_SIZE = 25;
 
@@ -411,5 +412,6 @@ document.addEventListener('DOMContentLoaded', () => {
   window.addEventListener('hashchange', () => { if (signedIn) refreshDetail(); });
   checkSession();
   poll(DETAIL_POLL_MS, () => (streaming() ? null : refreshDetail()));
-  poll(LIST_POLL_MS, () => Promise.all([refreshStuck(), refreshWorkflows(), refreshActions()]));
+  poll(LIST_POLL_MS, () => Promise.all([refreshWorkflows(), refreshActions()]));
+  poll(STUCK_POLL_MS, refreshStuck);
 });
