@@ -8,6 +8,7 @@ require (
 	github.com/jackc/pgerrcode v0.0.0-20250907135507-afb5586c32a6
 	github.com/jackc/pgx/v5 v5.10.0
 	github.com/prometheus/client_golang v1.24.1
+	github.com/stripe/stripe-go/v82 v82.5.1
 	golang.org/x/time v0.15.0
 	modernc.org/sqlite v1.54.0
 )

@@ -26,13 +26,7 @@ import (
 // exactly wantOrders orders.
 func (s *shop) audit(wantOrders int) {
 	s.t.Helper()
-	var audit struct{ Breaches []string }
-	if err := s.getJSON("/api/audit", &audit); err != nil {
-		s.t.Fatal(err)
-	}
-	for _, b := range audit.Breaches {
-		s.t.Errorf("audit: %s", b)
-	}
+	s.checkBooks()
 	var orders []order
 	if err := s.getJSON("/orders", &orders); err != nil {
 		s.t.Fatal(err)
@@ -42,22 +36,67 @@ func (s *shop) audit(wantOrders int) {
 	}
 }
 
+// money is the shop's books of money (store.Money).
+type money struct {
+	Taken     int64 `json:"taken_cents"`
+	Kept      int64 `json:"kept_cents"`
+	Refunding int64 `json:"refunding_cents"`
+	Refunded  int64 `json:"refunded_cents"`
+	Owed      int64 `json:"owed_cents"`
+}
+
+// checkBooks fails the test unless the shop's books balance, its money
+// included: every cent taken is kept by a paid order or owed back. It holds
+// at any moment, purchases in flight or not, so the chaos tests check it
+// after every kill. It returns the books of money.
+func (s *shop) checkBooks() money {
+	s.t.Helper()
+	var audit struct {
+		Breaches []string
+		Money    money
+	}
+	if err := s.getJSON("/api/audit", &audit); err != nil {
+		s.t.Fatal(err)
+	}
+	for _, b := range audit.Breaches {
+		s.t.Errorf("audit: %s", b)
+	}
+	m := audit.Money
+	if m.Taken != m.Kept+m.Refunding+m.Refunded+m.Owed {
+		s.t.Errorf("money: %+v: taken is not kept plus owed back", m)
+	}
+	return m
+}
+
 func (s *shop) inventory(product int64) int {
 	s.t.Helper()
-	var products []struct {
-		ID        int64 `json:"product_id"`
-		Inventory int   `json:"inventory"`
-	}
+	return s.product(product).Inventory
+}
+
+func (s *shop) price(product int64) int64 {
+	s.t.Helper()
+	return s.product(product).PriceCents
+}
+
+type product struct {
+	ID         int64 `json:"product_id"`
+	Inventory  int   `json:"inventory"`
+	PriceCents int64 `json:"price_cents"`
+}
+
+func (s *shop) product(id int64) product {
+	s.t.Helper()
+	var products []product
 	if err := s.getJSON("/api/products", &products); err != nil {
 		s.t.Fatal(err)
 	}
 	for _, p := range products {
-		if p.ID == product {
-			return p.Inventory
+		if p.ID == id {
+			return p
 		}
 	}
-	s.t.Fatalf("no product %d", product)
-	return 0
+	s.t.Fatalf("no product %d", id)
+	return product{}
 }
 
 func (s *shop) orderByPayment(paymentID string) order {
@@ -339,6 +378,7 @@ func TestKillAtRandomMoments(t *testing.T) {
 			}
 			s.kill()
 			s.run()
+			s.checkBooks()
 		}
 		close(killsOver)
 		wg.Wait()
@@ -365,6 +405,11 @@ func TestKillAtRandomMoments(t *testing.T) {
 		}
 		if got := s.inventory(1); got != stock-sold {
 			t.Errorf("stock = %d, want %d - %d sold", got, stock, sold)
+		}
+		// Every payment taken was for a purchase that was dispatched: the
+		// shop keeps exactly their price, and owes nothing back.
+		if m, price := s.checkBooks(), s.price(1); m.Kept != int64(sold)*price || m.Taken != m.Kept {
+			t.Errorf("money %+v, want %d sold at %d cents kept, and nothing owed back", m, sold, price)
 		}
 		s.audit(len(purchases))
 	})

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
+	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
@@ -17,54 +20,111 @@ import (
 // its placement, which it does right after its first step.
 const publishWait = 30 * time.Second
 
-// Start starts the checkout for an idempotency key, or finds the one the
-// key already started, and returns the payment id the customer pays
-// against. Errors meant for the client have a shop error kind: invalid
-// request, unknown product, a conflict (out of stock, or the key used for
-// another purchase), or limited (the client holds as many units awaiting
-// payment as it may); any other error is internal. A key refused for the
-// limit is used: its checkout ended, and it answers the same refusal again.
+// Placement is what a checkout placed, as its customer is told.
+type Placement struct {
+	OrderID         int64
+	PaymentID       string // what the seed's webhook reports on
+	TotalCents      int64
+	PaymentDeadline time.Time
+	// Where the customer pays, when the checkout pays through the
+	// provider (Request.ViaProvider).
+	IntentID, PayURL string
+}
+
+// Start is Place for the seed's clients: it returns the payment id.
 func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (paymentID string, err error) {
+	p, err := c.Place(reqCtx, key, req)
+	return p.PaymentID, err
+}
+
+// Place starts the checkout for an idempotency key, or finds the one the
+// key already started, and returns what it placed: the order, and what the
+// customer pays against. Errors meant for the client have a shop error
+// kind: invalid request, unknown product, a conflict (out of stock, or the
+// key used for another purchase), or limited (the client holds as many
+// units awaiting payment as it may); any other error is internal. A key
+// refused for the limit is used: its checkout ended, and it answers the
+// same refusal again.
+func (c *Checkout) Place(reqCtx context.Context, key string, req Request) (Placement, error) {
 	if err := shop.ValidateKey(key); err != nil {
-		return "", err
+		return Placement{}, err
 	}
-	if err := shop.ValidateQuantity(req.Quantity); err != nil {
-		return "", err
+	if len(req.Lines) == 0 {
+		if err := shop.ValidateQuantity(req.Quantity); err != nil {
+			return Placement{}, err
+		}
+	} else {
+		lines, err := shop.NormalizeLines(req.Lines)
+		if err != nil {
+			return Placement{}, err
+		}
+		req.Lines = lines
+	}
+	if req.Email != "" {
+		if err := shop.ValidateEmail(req.Email); err != nil {
+			return Placement{}, err
+		}
+	}
+	if req.ViaProvider && c.provider == nil {
+		return Placement{}, errors.New("a checkout through the payment provider, but the shop has none")
 	}
 	// An unknown product is refused before a workflow is started for it.
-	if err := c.checkProduct(reqCtx, req.ProductID); err != nil {
-		return "", err
+	for _, l := range req.lines() {
+		if err := c.checkProduct(reqCtx, l.ProductID); err != nil {
+			return Placement{}, err
+		}
 	}
 	if _, err := dbos.RunWorkflow(c.dbosCtx, c.checkout, req, dbos.WithWorkflowID(key)); err != nil {
-		return "", fmt.Errorf("starting checkout %s: %w", key, err)
+		return Placement{}, fmt.Errorf("starting checkout %s: %w", key, err)
 	}
 	ctx := dbos.From(c.dbosCtx, reqCtx) // the wait ends with the request
 	placed, err := dbos.GetEvent[placement](ctx, key, EventPlaced, publishWait)
 	if err != nil {
-		return "", fmt.Errorf("waiting for checkout %s to place its order: %w", key, err)
+		return Placement{}, fmt.Errorf("waiting for checkout %s to place its order: %w", key, err)
 	}
 	switch {
-	case placed.Failed != "":
-		return "", fmt.Errorf("checkout %s could not place its order: %s", key, placed.Failed)
-	case placed.ProductID != req.ProductID || placed.Quantity != req.Quantity:
+	case !slices.Equal(placed.lines(), req.lines()) || placed.ViaProvider != req.ViaProvider:
 		// A key names one purchase: the same key for another is a client's bug.
-		return "", shop.Errorf(shop.ErrConflict, "idempotency key %q was already used for %d of product %d", key, placed.Quantity, placed.ProductID)
+		return Placement{}, shop.Errorf(shop.ErrConflict, "idempotency key %q was already used for another purchase", key)
+	case placed.Failed == shop.ReasonProviderDown:
+		return Placement{}, shop.Errorf(shop.ErrConflict, "%s: nothing was charged and the order is cancelled; try again with a new key", placed.Failed)
+	case placed.Failed != "":
+		return Placement{}, fmt.Errorf("checkout %s could not place its order: %s", key, placed.Failed)
 	case placed.Limited:
 		// The client may try again, with a new key, once the first of its
 		// pending orders reaches its payment deadline: paid, refused or
 		// timed out by then, it holds its units no more. (This key answers
 		// the same refusal again.)
 		wait := max(time.Until(placed.HeldUntil), time.Second)
-		return "", shop.Limitedf(wait, "you hold %d units in checkouts awaiting payment and may hold at most %d: pay for them, or try again in %.0f s",
+		return Placement{}, shop.Limitedf(wait, "you hold %d units in checkouts awaiting payment and may hold at most %d: pay for them, or try again in %.0f s",
 			placed.Held, placed.Limit, math.Ceil(wait.Seconds()))
 	case placed.OutOfStock:
-		name := fmt.Sprintf("product %d", req.ProductID)
-		if p, err := store.GetProduct(reqCtx, c.db.Q(), req.ProductID); err == nil {
-			name = p.Name
-		}
-		return "", shop.Errorf(shop.ErrConflict, "%s is not available in that quantity", name)
+		return Placement{}, c.outOfStock(reqCtx, placed)
 	}
-	return placed.PaymentID, nil
+	return Placement{OrderID: placed.OrderID, PaymentID: placed.PaymentID, TotalCents: placed.TotalCents,
+		PaymentDeadline: placed.PaymentDeadline, IntentID: placed.IntentID, PayURL: placed.PayURL}, nil
+}
+
+// outOfStock is the conflict a checkout that stock could not cover
+// answers: it names the products short, and lists them in its detail.
+func (c *Checkout) outOfStock(ctx context.Context, placed placement) error {
+	short := placed.Unavailable
+	if len(short) == 0 { // recorded by a build that did not list them
+		for _, l := range placed.lines() {
+			short = append(short, shop.Shortage{ProductID: l.ProductID, Wanted: l.Quantity, Available: -1})
+		}
+	}
+	names := make([]string, len(short))
+	for i := range short {
+		short[i].Product = fmt.Sprintf("product %d", short[i].ProductID)
+		if p, err := store.GetProduct(ctx, c.db.Q(), short[i].ProductID); err == nil {
+			short[i].Product = p.Name
+		}
+		names[i] = short[i].Product
+	}
+	err := shop.Errorf(shop.ErrConflict, "%s not available in that quantity", strings.Join(names, ", "))
+	err.(*shop.Error).Detail = map[string]any{"unavailable": short}
+	return err
 }
 
 // checkProduct returns an error of kind shop.ErrNotFound for a product that
@@ -81,51 +141,106 @@ func (c *Checkout) checkProduct(ctx context.Context, id int64) error {
 	return nil
 }
 
-// Pay applies the payment provider's report on a payment id and returns
-// the order it settled. The report is applied in one transaction that
+// Pay applies the report of the seed's webhook on a payment id and returns
+// the order it is about. The report is applied in one transaction that
 // settles the order (paid: PAID, if its deadline has not passed; failed:
 // CANCELLED, stock released) and sends the word to the checkout waiting
 // for it, so a crash leaves both or neither. The first report wins:
 // reporting the same status again is harmless and answers the same; an
-// unknown payment id, a contradicting status, or a payment after the
-// deadline is an error with a shop error kind and changes nothing.
+// unknown payment id, or a contradicting status, is an error with a shop
+// error kind. A payment that comes too late, or to an order settled
+// otherwise, is recorded as taken and owed back: its refund starts, and
+// the answer is a conflict that says so.
 func (c *Checkout) Pay(ctx context.Context, paymentID string, status shop.PaymentStatus) (shop.Order, error) {
-	var order shop.Order
-	var changed bool
+	s, err := c.settle(ctx, store.PaymentReport{PaymentID: paymentID, Status: status, Ref: paymentID, Provider: store.SeedProvider})
+	if err != nil {
+		return s.Order, err
+	}
+	return s.Order, settled(s.Order, status)
+}
+
+// HandleEvent applies a payment provider's webhook event, verified
+// already: a payment succeeded or failed on a checkout's intent. An event
+// applied before is acknowledged without effect; a payment the order does
+// not keep is owed back, and its refund is started. It returns the order
+// the event is about. Events of other types are acknowledged and ignored.
+func (c *Checkout) HandleEvent(ctx context.Context, e payment.Event) (store.Settlement, error) {
+	var status shop.PaymentStatus
+	switch e.Type {
+	case payment.EventSucceeded:
+		status = shop.PaymentPaid
+	case payment.EventFailed:
+		status = shop.PaymentFailed
+	default:
+		return store.Settlement{}, nil
+	}
+	if e.CheckoutID == "" || e.IntentID == "" {
+		return store.Settlement{}, shop.Errorf(shop.ErrInvalid, "event %s names no checkout or no payment intent", e.ID)
+	}
+	s, err := c.settle(ctx, store.PaymentReport{CheckoutID: e.CheckoutID, Status: status, Ref: e.IntentID,
+		Provider: "provider", AmountCents: e.AmountCents, EventID: e.ID})
+	if err != nil || !s.Replayed || status != shop.PaymentPaid {
+		return s, err
+	}
+	// A replay: the refund its first delivery owed may not have started,
+	// if the shop died right after that delivery's commit.
+	if p, err := store.GetPayment(ctx, c.db.Q(), e.IntentID); err == nil && p.RefundState == shop.RefundDue {
+		return s, c.startRefund(e.IntentID)
+	}
+	return s, nil
+}
+
+// settle applies a payment report in one transaction with the word to the
+// order's checkout, then starts the refund of a payment the order did not
+// keep.
+func (c *Checkout) settle(ctx context.Context, r store.PaymentReport) (store.Settlement, error) {
+	var s store.Settlement
 	err := c.db.InTx(ctx, func(tx dbos.Tx) error {
 		var err error
-		order, changed, err = store.SettlePayment(ctx, tx, paymentID, status, time.Now())
-		if err != nil || !changed {
+		s, err = store.SettlePayment(ctx, tx, r, time.Now())
+		if err != nil || !s.Changed {
 			return err
 		}
-		word := paymentWord{Status: status, PaidAt: order.PaidAt}
-		if err := dbos.Send(c.dbosCtx, order.CheckoutID, word, topicPayment,
-			dbos.WithSendTransaction(tx), dbos.WithIdempotencyKey(paymentID)); err != nil {
-			return fmt.Errorf("telling checkout %s of payment %s: %w", order.CheckoutID, paymentID, err)
+		word := paymentWord{Status: r.Status, PaidAt: s.Order.PaidAt}
+		if err := dbos.Send(c.dbosCtx, s.Order.CheckoutID, word, topicPayment,
+			dbos.WithSendTransaction(tx), dbos.WithIdempotencyKey(r.Ref)); err != nil {
+			return fmt.Errorf("telling checkout %s of payment %s: %w", s.Order.CheckoutID, r.Ref, err)
 		}
 		return nil
 	})
 	if err != nil {
-		c.metrics.paymentReported(order, false, err) // rolled back
-		return order, err
+		c.metrics.paymentReported(s.Order, false, err) // rolled back
+		return s, err
 	}
-	err = settled(order, status)
-	c.metrics.paymentReported(order, changed, err)
-	return order, err
+	c.metrics.paymentReported(s.Order, s.Changed, settled(s.Order, r.Status))
+	if s.RefundDue {
+		c.logger.Warn("a payment came that no order keeps: refunding it", "payment", r.Ref, "order", s.Order.ID,
+			"order_status", s.Order.Status)
+		// Should the shop die before this, the payment is found owed
+		// by the watch's sweep (and by the event's redelivery).
+		if err := c.startRefund(r.Ref); err != nil {
+			c.logger.Error("starting a refund", "payment", r.Ref, "err", err)
+		}
+	}
+	return s, nil
 }
 
 // settled says whether an order agrees with a reported status: nil when
 // the report settled it or is a redelivery, a conflict otherwise.
 func settled(order shop.Order, status shop.PaymentStatus) error {
+	refunding := ""
+	if status == shop.PaymentPaid {
+		refunding = "; the payment will be refunded"
+	}
 	switch {
 	case status == shop.PaymentPaid && (order.Status == shop.StatusPaid || order.Status == shop.StatusDispatched):
 		return nil
 	case status == shop.PaymentFailed && order.Status == shop.StatusCancelled && order.CancelReason == shop.ReasonPaymentFailed:
 		return nil
 	case order.Status == shop.StatusCancelled:
-		return shop.Errorf(shop.ErrConflict, "order %d was cancelled (%s); payment not applied", order.ID, order.CancelReason)
+		return shop.Errorf(shop.ErrConflict, "order %d was cancelled (%s); payment not applied%s", order.ID, order.CancelReason, refunding)
 	case order.Status == shop.StatusPending:
-		return shop.Errorf(shop.ErrConflict, "order %d is past its payment deadline; payment not applied", order.ID)
+		return shop.Errorf(shop.ErrConflict, "order %d is past its payment deadline; payment not applied%s", order.ID, refunding)
 	default:
 		return shop.Errorf(shop.ErrConflict, "order %d is already %s", order.ID, order.Status)
 	}
@@ -134,4 +249,60 @@ func settled(order shop.Order, status shop.PaymentStatus) error {
 // isTimeout reports whether err is a DBOS wait that ran out of time.
 func isTimeout(err error) bool {
 	return errors.Is(err, &dbos.Error{Code: dbos.ErrorCodeTimeout})
+}
+
+// placementWait bounds how long Find waits for a checkout's placement,
+// which a placed order's checkout has set already (or will in a moment,
+// if it is being recovered).
+const placementWait = 2 * time.Second
+
+// Found is an order as its customer sees it: whole, with where it is paid.
+type Found struct {
+	shop.Order
+	PayURL string // "" when it is not paid through the provider
+}
+
+// FindByKey returns the order of the checkout of an idempotency key, or an
+// error of kind shop.ErrNotFound. The key is the customer's own secret:
+// knowing it is what entitles one to see the order.
+func (c *Checkout) FindByKey(ctx context.Context, key string) (Found, error) {
+	if err := shop.ValidateKey(key); err != nil {
+		return Found{}, err
+	}
+	o, err := store.OrderByCheckoutID(ctx, c.db.Q(), key)
+	if err != nil {
+		return Found{}, err
+	}
+	return c.found(ctx, o)
+}
+
+// FindByPaymentID returns the order of a payment id, or an error of kind
+// shop.ErrNotFound.
+func (c *Checkout) FindByPaymentID(ctx context.Context, paymentID string) (Found, error) {
+	if err := shop.ValidatePaymentID(paymentID); err != nil {
+		return Found{}, err
+	}
+	o, err := store.OrderByPaymentID(ctx, c.db.Q(), paymentID)
+	if err != nil {
+		return Found{}, err
+	}
+	return c.found(ctx, o)
+}
+
+// found completes an order with its lines and, while it awaits payment,
+// the page its customer pays on.
+func (c *Checkout) found(ctx context.Context, o shop.Order) (Found, error) {
+	f := Found{Order: o}
+	var err error
+	if f.Lines, err = store.OrderLines(ctx, c.db.Q(), o.ID); err != nil {
+		return f, err
+	}
+	if o.Status == shop.StatusPending {
+		placed, err := dbos.GetEvent[placement](dbos.From(c.dbosCtx, ctx), o.CheckoutID, EventPlaced, placementWait)
+		if err != nil && !isTimeout(err) {
+			return f, fmt.Errorf("reading the placement of checkout %s: %w", o.CheckoutID, err)
+		}
+		f.PayURL = placed.PayURL
+	}
+	return f, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
+	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
@@ -41,24 +42,39 @@ type Config struct {
 	// database: it holds across restarts and for every instance sharing
 	// the database.
 	PendingUnitsPerClient int
+	// RefundAttempts bounds how often a refund is tried before it is left
+	// to the operator; the tries are RefundBackoff apart, doubling up to a
+	// minute.
+	RefundAttempts int
+	RefundBackoff  time.Duration
 }
 
 // DefaultConfig is the seed's: 60 s to pay, ten dispatch steps a second
-// apart, and no limit.
-var DefaultConfig = Config{PaymentTimeout: 60 * time.Second, DispatchSteps: 10, DispatchInterval: time.Second}
+// apart, and no limit; a refund is tried 8 times over about 3 minutes.
+var DefaultConfig = Config{PaymentTimeout: 60 * time.Second, DispatchSteps: 10, DispatchInterval: time.Second,
+	RefundAttempts: 8, RefundBackoff: time.Second}
+
+// Currency is the shop's: prices are integer cents of it.
+const Currency = "usd"
+
+// intentRetries is how often creating a payment intent is retried (DBOS's
+// step retries, backing off) before the order is cancelled.
+const intentRetries = 4
 
 // Checkout runs the shop's workflows.
 type Checkout struct {
 	// dbosCtx is the DBOS context that workflows are started from. A
 	// request's context must never be: a workflow started from it would be
 	// cancelled, durably, when the request ends.
-	dbosCtx dbos.Context
-	db      *store.DB
-	ds      *dbos.DataSource
-	cfg     Config
-	logger  *slog.Logger
-	metrics *metrics
-	// takeoverMetrics count TakeOver's work.
+	dbosCtx  dbos.Context
+	db       *store.DB
+	ds       *dbos.DataSource
+	cfg      Config
+	provider payment.Provider // nil: no checkout pays through a provider
+	logger   *slog.Logger
+	metrics  *metrics
+	// takeoverMetrics count TakeOver's work, and the workflows recovered
+	// at launch.
 	takeoverMetrics takeoverMetrics
 	// knownProducts holds the ids of products seen in the catalog.
 	knownProducts sync.Map

@@ -15,9 +15,15 @@ import (
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
-// stepPlaceOrder is the checkout's step that places its order: the fork's
-// guard finds it by name, since its number is DBOS's to give.
-const stepPlaceOrder = "checkout.placeOrder"
+// The checkout's steps that a fork must not run again, each keyed by the
+// checkout's id, which a fork does not share: placeOrder places the order
+// (keyed by checkout_id), createIntent asks the payment provider for the
+// order's payment intent (keyed "checkout:<id>"). The fork's guard finds
+// them by name, since their numbers are DBOS's to give.
+const (
+	stepPlaceOrder   = "checkout.placeOrder"
+	stepCreateIntent = "checkout.createIntent"
+)
 
 // WorkflowFilter selects workflows for the console; zero fields select all.
 type WorkflowFilter struct {
@@ -198,8 +204,10 @@ func (c *Checkout) Fork(ctx context.Context, id string, startStep int) (string, 
 // that was settled or released already. But a fork that runs placeOrder
 // itself places a second order under its own id, reserving the stock again
 // for a purchase the customer made once, with a payment id no one knows;
-// and a fork of a checkout still running, or of an order already at its
-// end, runs the order twice or does nothing.
+// one that runs createIntent asks the provider for a second intent (its
+// idempotency key holds the checkout's id), which could be paid as well
+// as the first; and a fork of a checkout still running, or of an order
+// already at its end, runs the order twice or does nothing.
 func forkRefusal(d WorkflowDetail, startStep int) error {
 	if d.Name != WorkflowCheckout {
 		return shop.Errorf(shop.ErrConflict, "only checkouts are forked from the console; %s is a %s", d.ID, d.Name)
@@ -208,11 +216,14 @@ func forkRefusal(d WorkflowDetail, startStep int) error {
 		return shop.Errorf(shop.ErrConflict, "checkout %s is %s, still running or about to: cancel it before forking it, or two runs would work on one order", d.ID, d.Status)
 	}
 	stepIDs := make([]int, len(d.Steps))
-	placeStep := -1
+	placeStep, intentStep := -1, -1
 	for i, s := range d.Steps {
 		stepIDs[i] = s.ID
-		if s.Name == stepPlaceOrder && s.Error == "" {
+		switch {
+		case s.Name == stepPlaceOrder && s.Error == "":
 			placeStep = s.ID
+		case s.Name == stepCreateIntent:
+			intentStep = s.ID
 		}
 	}
 	if !slices.Contains(stepIDs, startStep) {
@@ -220,6 +231,9 @@ func forkRefusal(d WorkflowDetail, startStep int) error {
 	}
 	if placeStep < 0 || startStep <= placeStep {
 		return shop.Errorf(shop.ErrConflict, "forking checkout %s from step %d would run %s again under a new id: a second order for the same purchase, its stock reserved twice", d.ID, startStep, stepPlaceOrder)
+	}
+	if startStep <= intentStep {
+		return shop.Errorf(shop.ErrConflict, "forking checkout %s from step %d would run %s again under a new id: a second payment intent for the same order, which the customer could pay twice", d.ID, startStep, stepCreateIntent)
 	}
 	if d.Order != nil && d.Order.Status.Final() {
 		return shop.Errorf(shop.ErrConflict, "order %d of checkout %s is already %s: a fork has nothing left to do", d.Order.ID, d.ID, d.Order.Status)

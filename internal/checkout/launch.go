@@ -10,6 +10,7 @@ import (
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
@@ -33,6 +34,14 @@ type LaunchConfig struct {
 	// Metrics is where the checkout's metrics are registered; nil, in a
 	// registry of their own that no one reads.
 	Metrics prometheus.Registerer
+	// Register, when set, registers workflows of the program's other parts
+	// (the demo payment provider's) on DBOS before it launches: DBOS
+	// recovers only workflows registered by then.
+	Register func(dbos.Context) error
+	// Provider is the payment provider that carts are paid through; nil
+	// for none (carts are then refused, and a payment owed back is left
+	// to the operator).
+	Provider payment.Provider
 }
 
 // Launch starts DBOS on db, which must be migrated (store.DB.Migrate),
@@ -40,9 +49,13 @@ type LaunchConfig struct {
 // pending. DBOS and the app share db's one handle. Stop it with Shutdown,
 // then close db.
 func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, error) {
-	if c := cfg.Checkout; c.PaymentTimeout <= 0 || c.DispatchSteps <= 0 || c.DispatchInterval < 0 || c.PendingUnitsPerClient < 0 {
+	if c := cfg.Checkout; c.PaymentTimeout <= 0 || c.DispatchSteps <= 0 || c.DispatchInterval < 0 || c.PendingUnitsPerClient < 0 ||
+		c.RefundAttempts < 0 || c.RefundBackoff < 0 {
 		return nil, fmt.Errorf("invalid checkout config %+v", c)
 	}
+	// Unset, the refunds' bounds are the default ones.
+	cfg.Checkout.RefundAttempts = cmp.Or(cfg.Checkout.RefundAttempts, DefaultConfig.RefundAttempts)
+	cfg.Checkout.RefundBackoff = cmp.Or(cfg.Checkout.RefundBackoff, DefaultConfig.RefundBackoff)
 	config := dbos.Config{
 		AppName:            "widgetstore",
 		ApplicationVersion: ApplicationVersion,
@@ -74,7 +87,8 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	if err != nil {
 		return nil, err
 	}
-	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, retention: cfg.Retention, logger: cfg.Logger, metrics: metrics}
+	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, retention: cfg.Retention, logger: cfg.Logger, metrics: metrics,
+		provider: cfg.Provider}
 	if c.takeoverMetrics, err = newTakeoverMetrics(cfg.Metrics); err != nil {
 		return nil, fmt.Errorf("registering the takeover's metrics: %w", err)
 	}
@@ -83,6 +97,12 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	}
 	dbos.RegisterWorkflow(dbosCtx, c.checkout, dbos.WithWorkflowName(WorkflowCheckout))
 	dbos.RegisterWorkflow(dbosCtx, c.retain, dbos.WithWorkflowName(WorkflowRetention))
+	dbos.RegisterWorkflow(dbosCtx, c.refund, dbos.WithWorkflowName(WorkflowRefund))
+	if cfg.Register != nil {
+		if err := cfg.Register(dbosCtx); err != nil {
+			return nil, fmt.Errorf("registering workflows: %w", err)
+		}
+	}
 	launchStart := time.Now()
 	if err := dbos.Launch(dbosCtx); err != nil {
 		return nil, fmt.Errorf("launching DBOS: %w", err)

@@ -19,6 +19,9 @@ type metrics struct {
 	payments map[string]prometheus.Counter // by result, see paymentResult
 	settled  map[shop.OrderStatus]prometheus.Counter
 	timedOut prometheus.Counter
+	// refunds counts how refunds of payments no order kept ended, by
+	// state: refunded, or attention (left to the operator).
+	refunds *prometheus.CounterVec
 }
 
 // The results of a payment report.
@@ -46,12 +49,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "widgetstore_orders_settled_total",
 		Help: "Orders settled by outcome: paid, refused (payment failed), timed_out (no payment in time), dispatched.",
 	}, []string{"outcome"})
-	for _, c := range []prometheus.Collector{started, payments, settled} {
+	refunds := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "widgetstore_refunds_total",
+		Help: "Refunds of payments no order kept (taken after the checkout gave up), by how they ended: refunded, or attention (the operator must refund by hand).",
+	}, []string{"state"})
+	for _, c := range []prometheus.Collector{started, payments, settled, refunds} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering the checkout's metrics: %w", err)
 		}
 	}
-	m := &metrics{started: started, payments: map[string]prometheus.Counter{}, settled: map[shop.OrderStatus]prometheus.Counter{}}
+	m := &metrics{started: started, payments: map[string]prometheus.Counter{}, settled: map[shop.OrderStatus]prometheus.Counter{}, refunds: refunds}
+	refunds.WithLabelValues(shop.RefundDone)
+	refunds.WithLabelValues(shop.RefundAttention)
 	for _, result := range []string{resultSettled, resultRedelivered, resultConflict, resultUnknown, resultError} {
 		m.payments[result] = payments.WithLabelValues(result)
 	}

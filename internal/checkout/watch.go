@@ -14,7 +14,8 @@ import (
 )
 
 // watchInterval is how often the watch probes the database, looks for
-// stranded checkouts and sees whether a retention run is due.
+// stranded checkouts and sees whether a retention run or a sweep of the
+// refunds due is.
 const watchInterval = time.Second
 
 // watch keeps the shop healthy between restarts. DBOS recovers the
@@ -51,12 +52,17 @@ func (c *Checkout) runWatch(ctx context.Context, executorID string) {
 	ticker := time.NewTicker(watchInterval)
 	defer ticker.Stop()
 	var due []string // returned a tick ago or more: their outcome is written by now
+	var lastSweep time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-ticker.C:
 			c.startRetention(now)
+			if now.Sub(lastSweep) >= refundsSweptEvery {
+				c.sweepRefunds(ctx, now)
+				lastSweep = now
+			}
 		}
 		probeErr := store.ProbeWrite(ctx, c.db.Q(), executorID)
 		if probeErr != nil && ctx.Err() == nil {

@@ -3,22 +3,41 @@ package checkout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
+	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
 // Request is what a checkout buys, and for whom.
 type Request struct {
+	// The seed's checkout buys one line, ProductID and Quantity; a cart's
+	// checkout sets Lines instead, normalized (shop.NormalizeLines).
 	ProductID int64
 	Quantity  int
+	Lines     []shop.Line `json:",omitempty"`
+	// Email is where the receipts go; "" for none.
+	Email string `json:",omitempty"`
+	// ViaProvider: the customer pays through the payment provider, for
+	// which the checkout creates a payment intent; otherwise the payment
+	// comes on the seed's webhook, against the payment id.
+	ViaProvider bool `json:",omitempty"`
 	// Client is who asked (web: an address), recorded on the order and
 	// held to Config.PendingUnitsPerClient; "" for none, which no limit
 	// applies to.
 	Client string
+}
+
+// lines is what the request buys, cart or not.
+func (r Request) lines() []shop.Line {
+	if len(r.Lines) > 0 {
+		return r.Lines
+	}
+	return []shop.Line{{ProductID: r.ProductID, Quantity: r.Quantity}}
 }
 
 // Result is how a checkout ended: zero when it placed no order, its
@@ -32,17 +51,39 @@ type Result struct {
 // is answered. It carries what was bought, so that a key reused for another
 // purchase is told apart without reading the order again.
 type placement struct {
-	PaymentID  string // "" when the order could not be placed
-	ProductID  int64
-	Quantity   int
-	OutOfStock bool
-	Failed     string // why the order could not be written, for the log
+	PaymentID string // "" when the order could not be placed
+	// What was asked for: the seed's one line, or the cart's Lines.
+	ProductID   int64
+	Quantity    int
+	Lines       []shop.Line `json:",omitempty"`
+	ViaProvider bool        `json:",omitempty"`
+	OutOfStock  bool
+	// Unavailable: the lines the stock could not cover, when OutOfStock.
+	Unavailable []shop.Shortage `json:",omitempty"`
+	Failed      string          // why the order could not be written, for the log
 	// Limited: nothing was placed, since the client held Held units
 	// awaiting payment and may hold Limit; the first of them reaches its
 	// payment deadline at HeldUntil.
 	Limited     bool      `json:",omitempty"`
 	Held, Limit int       `json:",omitempty"`
 	HeldUntil   time.Time `json:",omitzero"`
+	// The order placed, and where its customer pays it when it is paid
+	// through the provider.
+	OrderID         int64     `json:",omitempty"`
+	TotalCents      int64     `json:",omitempty"`
+	PaymentDeadline time.Time `json:",omitzero"`
+	IntentID        string    `json:",omitempty"`
+	PayURL          string    `json:",omitempty"`
+}
+
+// lines is what the placement's checkout was asked for, cart or not.
+func (p placement) lines() []shop.Line {
+	return Request{ProductID: p.ProductID, Quantity: p.Quantity, Lines: p.Lines}.lines()
+}
+
+// asked is the placement's record of what was asked for.
+func asked(req Request) placement {
+	return placement{ProductID: req.ProductID, Quantity: req.Quantity, Lines: req.Lines, ViaProvider: req.ViaProvider}
 }
 
 // paymentWord is what the payment webhook sends the checkout, in the
@@ -70,8 +111,8 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 		return store.PlaceOrder(ctx, tx, store.NewOrder{
 			CheckoutID:       checkoutID,
 			PaymentID:        newPaymentID(),
-			ProductID:        req.ProductID,
-			Quantity:         req.Quantity,
+			Lines:            req.lines(),
+			Email:            req.Email,
 			PaymentDeadline:  time.Now().Add(c.cfg.PaymentTimeout),
 			DispatchSteps:    c.cfg.DispatchSteps,
 			DispatchInterval: c.cfg.DispatchInterval,
@@ -79,27 +120,53 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 			ClientLimit:      c.cfg.PendingUnitsPerClient,
 		})
 	}, dbos.WithStepName("checkout.placeOrder"))
+	placed := asked(req)
 	if err != nil {
 		// Tell the waiting client now rather than at its timeout.
-		failed := placement{ProductID: req.ProductID, Quantity: req.Quantity, Failed: err.Error()}
-		return Result{}, errors.Join(err, dbos.SetEvent(ctx, EventPlaced, failed))
+		placed.Failed = err.Error()
+		return Result{}, errors.Join(err, dbos.SetEvent(ctx, EventPlaced, placed))
 	}
 	if placedOrder.Limited {
 		// Refused, not failed: the step's output says so and replays the
 		// same, and the key's workflow ends here without an order.
-		limited := placement{ProductID: req.ProductID, Quantity: req.Quantity, Limited: true,
-			Held: placedOrder.Held, Limit: c.cfg.PendingUnitsPerClient, HeldUntil: placedOrder.HeldUntil}
-		return Result{}, dbos.SetEvent(ctx, EventPlaced, limited)
+		placed.Limited, placed.Held, placed.Limit, placed.HeldUntil = true, placedOrder.Held, c.cfg.PendingUnitsPerClient, placedOrder.HeldUntil
+		return Result{}, dbos.SetEvent(ctx, EventPlaced, placed)
 	}
 	order := placedOrder.Order
-	placed := placement{ProductID: order.ProductID, Quantity: order.Quantity, PaymentID: order.PaymentID}
+	placed.OrderID, placed.TotalCents, placed.PaymentDeadline = order.ID, order.TotalCents, order.PaymentDeadline
+	placed.PaymentID = order.PaymentID
 	switch {
 	case order.Status == shop.StatusCancelled && order.CancelReason == shop.ReasonOutOfStock:
-		placed.PaymentID, placed.OutOfStock = "", true
+		placed.PaymentID, placed.OutOfStock, placed.Unavailable = "", true, placedOrder.Unavailable
 		return Result{OrderID: order.ID, Status: order.Status}, dbos.SetEvent(ctx, EventPlaced, placed)
 	case order.Status != shop.StatusPending:
 		// The key's order, placed by a checkout whose records are gone.
 		return Result{OrderID: order.ID, Status: order.Status}, dbos.SetEvent(ctx, EventPlaced, placed)
+	}
+	if req.ViaProvider {
+		// A step: a crash after the provider answered re-runs it with the
+		// same idempotency key, and the provider answers the same intent.
+		intent, err := dbos.RunAsStep(ctx, func(ctx context.Context) (payment.Intent, error) {
+			return c.provider.CreateIntent(ctx, payment.IntentRequest{
+				IdempotencyKey: "checkout:" + checkoutID, AmountCents: order.TotalCents, Currency: Currency,
+				CheckoutID: checkoutID, Description: fmt.Sprintf("Widget store order %d", order.ID), ExpiresAt: order.PaymentDeadline,
+			})
+		}, dbos.WithStepName("checkout.createIntent"), dbos.WithStepMaxRetries(intentRetries))
+		if err != nil {
+			// No payment can come without an intent: the order is
+			// cancelled now, and the client told, rather than at its
+			// deadline.
+			c.logger.Error("creating the payment intent failed", "checkout", checkoutID, "order", order.ID, "err", err)
+			order, err = c.cancel(ctx, order, shop.ReasonProviderDown)
+			if err != nil {
+				return Result{}, err
+			}
+			if order.Status == shop.StatusCancelled {
+				placed.PaymentID, placed.Failed = "", shop.ReasonProviderDown
+				return Result{OrderID: order.ID, Status: order.Status}, dbos.SetEvent(ctx, EventPlaced, placed)
+			}
+		}
+		placed.IntentID, placed.PayURL = intent.ID, intent.PayURL
 	}
 	if err := dbos.SetEvent(ctx, EventPlaced, placed); err != nil {
 		return Result{}, err
@@ -115,9 +182,7 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 	if word.Status == "" {
 		// No word in time: cancel the order unless a payment got to it
 		// first, in which case it goes on as paid.
-		order, err = dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (shop.Order, error) {
-			return store.CancelUnpaid(ctx, tx, order.ID)
-		}, dbos.WithStepName("checkout.cancelUnpaid"))
+		order, err = c.cancel(ctx, order, shop.ReasonPaymentTimeout)
 		if err != nil {
 			return Result{}, err
 		}
@@ -136,6 +201,14 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 		return Result{OrderID: order.ID, Status: order.Status}, nil
 	}
 	return c.dispatch(ctx, order)
+}
+
+// cancel cancels the order, for reason, unless a payment or a refusal got
+// to it first, and returns it as it then is.
+func (c *Checkout) cancel(ctx dbos.Context, order shop.Order, reason string) (shop.Order, error) {
+	return dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (shop.Order, error) {
+		return store.CancelUnpaid(ctx, tx, order.ID, reason)
+	}, dbos.WithStepName("checkout.cancelUnpaid"))
 }
 
 // dispatch dispatches a paid order: its progress is counted from the time

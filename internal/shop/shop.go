@@ -4,8 +4,12 @@
 package shop
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"net/mail"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -38,6 +42,10 @@ type Error struct {
 	// RetryAfter, for ErrLimited, is how long the client should wait
 	// before it tries again; 0 when unknown.
 	RetryAfter time.Duration
+	// Detail is more for the client, beside the message: each key and
+	// value goes into the answer's JSON body (an out-of-stock cart names
+	// its short lines in "unavailable").
+	Detail map[string]any
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -85,6 +93,14 @@ const (
 	ReasonOutOfStock     = "out of stock"
 	ReasonPaymentFailed  = "payment refused"
 	ReasonPaymentTimeout = "payment not received in time"
+	ReasonProviderDown   = "the payment provider could not be reached"
+)
+
+// What became of a payment an order did not keep (payments.refund_state).
+const (
+	RefundDue       = "due"       // a refund workflow is refunding it
+	RefundDone      = "refunded"  // the provider refunded it
+	RefundAttention = "attention" // the shop could not refund it: the operator must
 )
 
 // PaymentStatus is what the payment provider reports through the webhook.
@@ -104,14 +120,45 @@ func ParsePaymentStatus(s string) (PaymentStatus, error) {
 	return "", Errorf(ErrInvalid, "unknown payment status %q: want \"paid\" or \"failed\"", s)
 }
 
+// Line is one line of a cart: a product and how many of it.
+type Line struct {
+	ProductID int64 `json:"product_id"`
+	Quantity  int   `json:"quantity"`
+}
+
+// Shortage is a line of a cart that the stock could not cover: how many
+// were wanted, and how many there were when they were asked for.
+type Shortage struct {
+	ProductID int64  `json:"product_id"`
+	Product   string `json:"product"`
+	Wanted    int    `json:"wanted"`
+	Available int    `json:"available"`
+}
+
+// OrderLine is a line of an order, at the price it was sold at.
+type OrderLine struct {
+	ProductID      int64
+	ProductName    string
+	Quantity       int
+	UnitPriceCents int64
+}
+
 // Order is one checkout's order.
 type Order struct {
-	ID           int64
-	CheckoutID   string // the checkout workflow's id: the client's idempotency key
-	PaymentID    string
-	ProductID    int64
-	ProductName  string
-	Quantity     int
+	ID         int64
+	CheckoutID string // the checkout workflow's id: the client's idempotency key
+	PaymentID  string
+	// ProductID and ProductName are the first line's product, and
+	// Quantity the units of all lines: the seed's API shows an order so.
+	ProductID   int64
+	ProductName string
+	Quantity    int
+	Lines       []OrderLine // read only where an order is shown whole
+	Email       string      // where its receipts go; "" for none
+	// Refund is what became of a payment the order did not keep (taken
+	// after its checkout gave up): RefundDue, RefundDone or
+	// RefundAttention; "" when there was none.
+	Refund       string
 	TotalCents   int64
 	Status       OrderStatus
 	CancelReason string
@@ -165,9 +212,62 @@ func (o Order) ProgressRemaining(now time.Time) int {
 
 // Limits on what a client may ask for.
 const (
-	MaxQuantity  = 10
-	MaxKeyLength = 128
+	MaxQuantity    = 10 // units of one product in one checkout
+	MaxKeyLength   = 128
+	MaxLines       = 20 // lines of one cart
+	MaxEmailLength = 254
 )
+
+// NormalizeLines validates a cart and returns its lines one per product,
+// in product order: lines of the same product are added together, and the
+// order is the one stock is taken in, so that two carts reserving the same
+// products on PostgreSQL lock their rows in the same order and never
+// deadlock.
+func NormalizeLines(lines []Line) ([]Line, error) {
+	if len(lines) == 0 || len(lines) > MaxLines {
+		return nil, Errorf(ErrInvalid, "a cart must have 1 to %d lines", MaxLines)
+	}
+	merged := make([]Line, 0, len(lines))
+	for _, l := range lines {
+		if l.ProductID <= 0 {
+			return nil, Errorf(ErrInvalid, "product_id must be a positive integer")
+		}
+		if i := slices.IndexFunc(merged, func(m Line) bool { return m.ProductID == l.ProductID }); i >= 0 {
+			merged[i].Quantity += l.Quantity
+		} else {
+			merged = append(merged, l)
+		}
+	}
+	for _, l := range merged {
+		if l.Quantity < 1 || l.Quantity > MaxQuantity {
+			return nil, Errorf(ErrInvalid, "quantity of product %d must be between 1 and %d", l.ProductID, MaxQuantity)
+		}
+	}
+	slices.SortFunc(merged, func(a, b Line) int { return cmp.Compare(a.ProductID, b.ProductID) })
+	return merged, nil
+}
+
+// Units is how many units the lines buy in all.
+func Units(lines []Line) int {
+	n := 0
+	for _, l := range lines {
+		n += l.Quantity
+	}
+	return n
+}
+
+// ValidateEmail checks a customer's address for receipts: a bare address
+// (no display name, which would reach a header), of bounded length.
+func ValidateEmail(email string) error {
+	if len(email) > MaxEmailLength {
+		return Errorf(ErrInvalid, "email must be at most %d characters", MaxEmailLength)
+	}
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || a.Name != "" || strings.ContainsAny(email, "\r\n") {
+		return Errorf(ErrInvalid, "email must be a plain address such as name@example.com")
+	}
+	return nil
+}
 
 // ValidateKey checks a client's idempotency key. It becomes a workflow id
 // and travels in URLs, so it is kept to a short, plain alphabet, and "."

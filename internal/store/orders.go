@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
@@ -21,8 +23,8 @@ import (
 type NewOrder struct {
 	CheckoutID       string
 	PaymentID        string
-	ProductID        int64
-	Quantity         int
+	Lines            []shop.Line // as shop.NormalizeLines returns them: one per product, in product order
+	Email            string
 	PaymentDeadline  time.Time
 	DispatchSteps    int
 	DispatchInterval time.Duration
@@ -46,24 +48,29 @@ type Placed struct {
 	Limited   bool      `json:",omitempty"`
 	Held      int       `json:",omitempty"`
 	HeldUntil time.Time `json:",omitzero"`
+	// Unavailable lists, for an order cancelled out of stock, the lines
+	// that could not be had and what was in stock when they were asked.
+	Unavailable []shop.Shortage `json:",omitempty"`
 }
 
-// PlaceOrder inserts the order, priced from the catalog, and takes its
-// quantity from stock, in one transaction. The order is PENDING, awaiting
-// its payment, or, when the stock is short, CANCELLED for that reason with
-// no stock taken. When the checkout already has an order, placed by an
+// PlaceOrder inserts the order and its lines, priced from the catalog, and
+// takes every line from stock, all or nothing, in one transaction. The
+// order is PENDING, awaiting its payment, or, when the stock is short for
+// any line, CANCELLED for that reason with no stock taken and the short
+// lines listed. When the checkout already has an order, placed by an
 // earlier checkout of the same key whose records were deleted since
 // (retention), that order is returned as it is. With a client and a limit,
 // an order that would take the client past its limit is not placed:
 // Placed.Limited says so. An unknown product is an error of kind
 // shop.ErrNotFound.
 func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (Placed, error) {
+	units := shop.Units(o.Lines)
 	if o.ClientLimit > 0 && o.Client != "" {
 		held, until, err := pendingUnits(ctx, tx, o.Client)
 		if err != nil {
 			return Placed{}, err
 		}
-		if held+o.Quantity > o.ClientLimit {
+		if held+units > o.ClientLimit {
 			existing, err := OrderByCheckoutID(ctx, tx, o.CheckoutID)
 			if err == nil {
 				return Placed{Order: existing}, nil
@@ -75,40 +82,137 @@ func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (Placed, error
 		}
 	}
 
+	prices, err := productColumn(ctx, tx, "price_cents", o.Lines)
+	if err != nil {
+		return Placed{}, err
+	}
 	now := time.Now().UnixMilli()
-	order := shop.Order{CheckoutID: o.CheckoutID, PaymentID: o.PaymentID, ProductID: o.ProductID, Quantity: o.Quantity,
-		Status: shop.StatusPending, PaymentDeadline: time.UnixMilli(o.PaymentDeadline.UnixMilli()),
+	order := shop.Order{CheckoutID: o.CheckoutID, PaymentID: o.PaymentID, ProductID: o.Lines[0].ProductID, Quantity: units,
+		Email: o.Email, Status: shop.StatusPending, PaymentDeadline: time.UnixMilli(o.PaymentDeadline.UnixMilli()),
 		DispatchSteps: o.DispatchSteps, DispatchInterval: o.DispatchInterval}
-	err := tx.QueryRow(ctx, `
-		INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status,
-			payment_deadline_ms, dispatch_steps, dispatch_interval_ms, created_at_ms, updated_at_ms, client)
-		SELECT $1, $2, product_id, $3, price_cents * CAST($3 AS INTEGER), $4, $5, $6, $7, $8, $8, $9
-		FROM products WHERE product_id = $10
+	for _, l := range o.Lines {
+		order.TotalCents += prices[l.ProductID] * int64(l.Quantity)
+	}
+	err = tx.QueryRow(ctx, `
+		INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status, payment_deadline_ms,
+			dispatch_steps, dispatch_interval_ms, created_at_ms, updated_at_ms, client, email)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)
 		ON CONFLICT (checkout_id) DO NOTHING
-		RETURNING order_id, total_cents`,
-		o.CheckoutID, o.PaymentID, o.Quantity, shop.StatusPending, o.PaymentDeadline.UnixMilli(),
-		o.DispatchSteps, o.DispatchInterval.Milliseconds(), now, o.Client, o.ProductID).Scan(&order.ID, &order.TotalCents)
+		RETURNING order_id`,
+		o.CheckoutID, o.PaymentID, order.ProductID, units, order.TotalCents, shop.StatusPending, o.PaymentDeadline.UnixMilli(),
+		o.DispatchSteps, o.DispatchInterval.Milliseconds(), now, o.Client, o.Email).Scan(&order.ID)
 	if isNoRows(err) {
-		// No such product, or the key's order exists already.
-		if existing, err := OrderByCheckoutID(ctx, tx, o.CheckoutID); err == nil {
-			return Placed{Order: existing}, nil
-		}
-		return Placed{Order: order}, shop.Errorf(shop.ErrNotFound, "no product %d", o.ProductID)
+		// The key's order exists already.
+		existing, err := OrderByCheckoutID(ctx, tx, o.CheckoutID)
+		return Placed{Order: existing}, err
 	}
 	if err != nil {
 		return Placed{Order: order}, fmt.Errorf("creating the order of checkout %s: %w", o.CheckoutID, err)
 	}
 	order.UpdatedAt = time.UnixMilli(now).UTC()
-
-	err = moveStock(ctx, tx, o.ProductID, &order.ID, -int64(o.Quantity), "reserve", now)
-	if errors.Is(err, errOutOfStock) {
-		order.Status, order.CancelReason = shop.StatusCancelled, shop.ReasonOutOfStock
-		return Placed{Order: order}, setStatus(ctx, tx, order.ID, shop.StatusPending, shop.StatusCancelled, shop.ReasonOutOfStock, now)
+	if err := insertLines(ctx, tx, order.ID, o.Lines, prices); err != nil {
+		return Placed{Order: order}, err
 	}
+
+	shortages, err := reserveLines(ctx, tx, order.ID, o.Lines, now)
 	if err != nil {
 		return Placed{Order: order}, fmt.Errorf("reserving stock for order %d: %w", order.ID, err)
 	}
+	if shortages != nil {
+		order.Status, order.CancelReason = shop.StatusCancelled, shop.ReasonOutOfStock
+		return Placed{Order: order, Unavailable: shortages}, setStatus(ctx, tx, order.ID, shop.StatusPending, shop.StatusCancelled, shop.ReasonOutOfStock, now)
+	}
 	return Placed{Order: order}, nil
+}
+
+// productColumn reads an integer column of the lines' products, by product
+// id; a product not in the catalog is an error of kind shop.ErrNotFound.
+func productColumn(ctx context.Context, tx dbos.Querier, column string, lines []shop.Line) (map[int64]int64, error) {
+	ids := make([]any, len(lines))
+	marks := make([]string, len(lines))
+	for i, l := range lines {
+		ids[i], marks[i] = l.ProductID, "$"+strconv.Itoa(i+1)
+	}
+	type pair struct{ id, value int64 }
+	rows, err := queryAll(ctx, tx, func(row dbos.Row) (p pair, err error) { return p, row.Scan(&p.id, &p.value) },
+		`SELECT product_id, `+column+` FROM products WHERE product_id IN (`+strings.Join(marks, ", ")+`)`, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("reading the %s of products: %w", column, err)
+	}
+	values := make(map[int64]int64, len(rows))
+	for _, p := range rows {
+		values[p.id] = p.value
+	}
+	for _, l := range lines {
+		if _, ok := values[l.ProductID]; !ok {
+			return nil, shop.Errorf(shop.ErrNotFound, "no product %d", l.ProductID)
+		}
+	}
+	return values, nil
+}
+
+// insertLines records an order's lines at the prices they were sold at,
+// in one statement.
+func insertLines(ctx context.Context, tx dbos.Querier, orderID int64, lines []shop.Line, prices map[int64]int64) error {
+	values := make([]string, len(lines))
+	args := make([]any, 0, 1+3*len(lines))
+	args = append(args, orderID)
+	for i, l := range lines {
+		n := len(args)
+		values[i] = fmt.Sprintf("($1, %d, $%d, $%d, $%d)", i+1, n+1, n+2, n+3)
+		args = append(args, l.ProductID, l.Quantity, prices[l.ProductID])
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price_cents) VALUES `+
+		strings.Join(values, ", "), args...); err != nil {
+		return fmt.Errorf("recording the lines of order %d: %w", orderID, err)
+	}
+	return nil
+}
+
+// reserveLines takes every line from stock, or none: when a line is short,
+// the lines taken before it are rolled back to a savepoint and the short
+// lines are returned (nil when all were taken). One line needs no
+// savepoint: a reservation that finds too little takes nothing.
+func reserveLines(ctx context.Context, tx dbos.Querier, orderID int64, lines []shop.Line, nowMs int64) ([]shop.Shortage, error) {
+	several := len(lines) > 1
+	if several {
+		if _, err := tx.Exec(ctx, `SAVEPOINT reserve_lines`); err != nil {
+			return nil, err
+		}
+	}
+	short := false
+	for _, l := range lines {
+		err := moveStock(ctx, tx, l.ProductID, &orderID, -int64(l.Quantity), "reserve", nowMs)
+		if errors.Is(err, errOutOfStock) {
+			short = true
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case !short && several:
+		_, err := tx.Exec(ctx, `RELEASE SAVEPOINT reserve_lines`)
+		return nil, err
+	case !short:
+		return nil, nil
+	case several:
+		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT reserve_lines`); err != nil {
+			return nil, err
+		}
+	}
+	stock, err := productColumn(ctx, tx, "inventory", lines)
+	if err != nil {
+		return nil, err
+	}
+	shortages := []shop.Shortage{}
+	for _, l := range lines {
+		if available := int(stock[l.ProductID]); available < l.Quantity {
+			shortages = append(shortages, shop.Shortage{ProductID: l.ProductID, Wanted: l.Quantity, Available: available})
+		}
+	}
+	return shortages, nil
 }
 
 // pendingUnits returns how many units client holds in orders awaiting
@@ -140,46 +244,12 @@ func pendingUnits(ctx context.Context, tx dbos.Querier, client string) (units in
 	return units, until, nil
 }
 
-// SettlePayment applies the payment provider's report on a payment id:
-// paid moves a PENDING order to PAID, from now on, if its payment deadline
-// has not passed; failed cancels it and puts its stock back. It returns the
-// order and whether the report changed it: a report on an order already
-// settled changes nothing, nor does a payment past its deadline. An unknown
-// payment id is an error of kind shop.ErrNotFound.
-func SettlePayment(ctx context.Context, tx dbos.Querier, paymentID string, status shop.PaymentStatus, now time.Time) (order shop.Order, changed bool, err error) {
-	nowMs := now.UnixMilli()
-	if status == shop.PaymentPaid {
-		err = tx.QueryRow(ctx, `
-			UPDATE orders SET status = $1, paid_at_ms = $2, updated_at_ms = $2
-			WHERE payment_id = $3 AND status = $4 AND payment_deadline_ms >= $2
-			RETURNING `+settledColumns,
-			shop.StatusPaid, nowMs, paymentID, shop.StatusPending).Scan(settledFields(&order)...)
-		changed = err == nil
-		if isNoRows(err) {
-			err = nil
-		}
-	} else {
-		order, changed, err = cancelPending(ctx, tx, "payment_id", paymentID, shop.ReasonPaymentFailed, nowMs)
-	}
-	if err != nil {
-		return order, false, fmt.Errorf("settling payment %s as %s: %w", paymentID, status, err)
-	}
-	if changed {
-		return order, true, nil
-	}
-	// Settled already, past its deadline, or no such payment: say which.
-	order, err = OrderByPaymentID(ctx, tx, paymentID)
-	if errors.Is(err, shop.ErrNotFound) {
-		return order, false, shop.Errorf(shop.ErrNotFound, "unknown payment id %q", paymentID)
-	}
-	return order, false, err
-}
-
-// CancelUnpaid cancels an order still PENDING at the end of its payment
-// wait and puts its stock back. It returns the order as it then is: a
-// payment applied first leaves it PAID, a refusal CANCELLED.
-func CancelUnpaid(ctx context.Context, tx dbos.Querier, orderID int64) (shop.Order, error) {
-	order, changed, err := cancelPending(ctx, tx, "order_id", orderID, shop.ReasonPaymentTimeout, time.Now().UnixMilli())
+// CancelUnpaid cancels an order still PENDING, for reason (its payment
+// wait ended, or no payment can come), and puts its stock back. It returns
+// the order as it then is: a payment applied first leaves it PAID, a
+// refusal CANCELLED.
+func CancelUnpaid(ctx context.Context, tx dbos.Querier, orderID int64, reason string) (shop.Order, error) {
+	order, changed, err := cancelPending(ctx, tx, "order_id", orderID, reason, time.Now().UnixMilli())
 	if err != nil {
 		return order, fmt.Errorf("cancelling unpaid order %d: %w", orderID, err)
 	}
@@ -204,8 +274,14 @@ func cancelPending(ctx context.Context, tx dbos.Querier, column string, value an
 	if err != nil {
 		return order, false, err
 	}
-	if err := moveStock(ctx, tx, order.ProductID, &order.ID, int64(order.Quantity), "release", nowMs); err != nil {
-		return order, false, fmt.Errorf("releasing stock of order %d: %w", order.ID, err)
+	lines, err := OrderLines(ctx, tx, order.ID)
+	if err != nil {
+		return order, false, err
+	}
+	for _, l := range lines {
+		if err := moveStock(ctx, tx, l.ProductID, &order.ID, int64(l.Quantity), "release", nowMs); err != nil {
+			return order, false, fmt.Errorf("releasing stock of order %d: %w", order.ID, err)
+		}
 	}
 	return order, true, nil
 }
@@ -254,9 +330,14 @@ func setStatus(ctx context.Context, tx dbos.Querier, orderID int64, from, to sho
 	return nil
 }
 
+// orderColumns are what a read of an order returns of it. Its refund is the
+// state of the payments it did not keep that most needs telling: one the
+// operator must refund, then one being refunded, then one refunded.
 const orderColumns = `o.order_id, o.checkout_id, o.payment_id, o.product_id, p.product, o.quantity,
 	o.total_cents, o.status, o.cancel_reason, o.payment_deadline_ms, o.dispatch_steps, o.dispatch_interval_ms,
-	COALESCE(o.paid_at_ms, 0), o.updated_at_ms`
+	COALESCE(o.paid_at_ms, 0), o.updated_at_ms, o.email,
+	COALESCE((SELECT refund_state FROM payments r WHERE r.order_id = o.order_id AND r.refund_state <> ''
+		ORDER BY CASE refund_state WHEN 'attention' THEN 0 WHEN 'due' THEN 1 ELSE 2 END LIMIT 1), '')`
 
 const orderFrom = ` FROM orders o JOIN products p ON p.product_id = o.product_id `
 
@@ -264,7 +345,7 @@ func scanOrder(row dbos.Row) (shop.Order, error) {
 	var o shop.Order
 	err := row.Scan(&o.ID, &o.CheckoutID, &o.PaymentID, &o.ProductID, &o.ProductName, &o.Quantity,
 		&o.TotalCents, &o.Status, &o.CancelReason, (*msTime)(&o.PaymentDeadline), &o.DispatchSteps,
-		(*msDuration)(&o.DispatchInterval), (*msTime)(&o.PaidAt), (*msTime)(&o.UpdatedAt))
+		(*msDuration)(&o.DispatchInterval), (*msTime)(&o.PaidAt), (*msTime)(&o.UpdatedAt), &o.Email, &o.Refund)
 	return o, err
 }
 
@@ -330,4 +411,18 @@ func ListOrders(ctx context.Context, q dbos.Querier, limit int) ([]shop.Order, e
 		return nil, fmt.Errorf("listing orders: %w", err)
 	}
 	return orders, nil
+}
+
+// OrderLines returns an order's lines, in line order, with their products'
+// names.
+func OrderLines(ctx context.Context, q dbos.Querier, orderID int64) ([]shop.OrderLine, error) {
+	lines, err := queryAll(ctx, q, func(row dbos.Row) (l shop.OrderLine, err error) {
+		return l, row.Scan(&l.ProductID, &l.ProductName, &l.Quantity, &l.UnitPriceCents)
+	}, `SELECT l.product_id, p.product, l.quantity, l.unit_price_cents
+		FROM order_lines l JOIN products p ON p.product_id = l.product_id
+		WHERE l.order_id = $1 ORDER BY l.line_no`, orderID)
+	if err != nil {
+		return nil, fmt.Errorf("reading the lines of order %d: %w", orderID, err)
+	}
+	return lines, nil
 }

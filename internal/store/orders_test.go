@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func TestPlaceOrderHoldsTheClientToItsLimit(t *testing.T) {
 			var placed store.Placed
 			err := db.InTx(ctx, func(tx dbos.Tx) error {
 				var err error
-				placed, err = store.PlaceOrder(ctx, tx, store.NewOrder{CheckoutID: key, PaymentID: "pay-" + key, ProductID: 1, Quantity: quantity,
+				placed, err = store.PlaceOrder(ctx, tx, store.NewOrder{CheckoutID: key, PaymentID: "pay-" + key, Lines: []shop.Line{{ProductID: 1, Quantity: quantity}},
 					PaymentDeadline: deadline, DispatchSteps: 1, DispatchInterval: time.Second, Client: client, ClientLimit: 10})
 				return err
 			})
@@ -77,7 +78,7 @@ func TestPlacedReadsARecordedOrder(t *testing.T) {
 	if err := json.Unmarshal(recorded, &placed); err != nil {
 		t.Fatal(err)
 	}
-	if placed.Limited || placed.Order != order {
+	if placed.Limited || !reflect.DeepEqual(placed.Order, order) {
 		t.Errorf("replayed %+v, want the order %+v, not refused", placed, order)
 	}
 }

@@ -91,7 +91,16 @@ func TestAuditFindsBreaches(t *testing.T) {
 		}{
 			{`UPDATE products SET inventory = inventory - 1 WHERE product_id = 2`, "product 2: inventory"},
 			{`INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status, dispatch_steps, dispatch_interval_ms, paid_at_ms, created_at_ms, updated_at_ms)
-			  VALUES ('k', 'p', 1, 1, 9999, 'PAID', 3, 1000, 5000, 0, 0)`, "holds 0 of 1"},
+			  VALUES ('k', 'p', 1, 1, 9999, 'PAID', 3, 1000, 5000, 0, 0)`, "1 units for 9999 cents, its lines 0 for 0"},
+			{`UPDATE orders SET email = ''`, "(PAID): total 9999, keeps 0 in 0 payments"},
+			{`INSERT INTO order_lines (order_id, line_no, product_id, quantity, unit_price_cents)
+			  SELECT order_id, 1, 1, 1, 9999 FROM orders`, "product 1: holds 0 of 1"},
+			{`INSERT INTO payments (payment_ref, order_id, provider, amount_cents, taken_at_ms)
+			  SELECT 'p', order_id, 'seed', 9999, 5000 FROM orders`, "product 1: holds 0 of 1"},
+			{`INSERT INTO payments (payment_ref, order_id, provider, amount_cents, taken_at_ms)
+			  SELECT 'p2', order_id, 'seed', 9999, 5000 FROM orders`, "keeps 19998 in 2 payments"},
+			{`UPDATE payments SET refund_state = 'gone' WHERE payment_ref = 'p2'`, "payment p2: refund state gone"},
+			{`UPDATE payments SET refund_state = 'due' WHERE payment_ref = 'p2'`, "product 1: holds 0 of 1"},
 			{`INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)
 			  SELECT 1, order_id, -1, 'reserve', 0 FROM orders`, "product 1: inventory 120, ledger 119"},
 			{`INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)

@@ -113,9 +113,9 @@ func handleConsoleWorkflows(co *checkout.Checkout) http.Handler {
 	})
 }
 
-// handleFindCheckout handles "GET /api/console/find?q=<order id or
+// handleConsoleFind handles "GET /api/console/find?q=<order id or
 // payment id>": the checkout of that order.
-func handleFindCheckout(co *checkout.Checkout) http.Handler {
+func handleConsoleFind(co *checkout.Checkout) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := co.FindCheckout(r.Context(), strings.TrimSpace(r.URL.Query().Get("q")))
 		if err != nil {
@@ -172,7 +172,7 @@ func toWorkflowDetailJSON(d checkout.WorkflowDetail) workflowDetailJSON {
 			StartedAt: s.StartedAt, CompletedAt: s.CompletedAt, ForkRefused: s.ForkRefused}
 	}
 	if d.Order != nil {
-		order := toOrderJSON(*d.Order)
+		order := toOrderJSON(*d.Order, false) // the operator's: with its payment id
 		out.Order = &order
 	}
 	return out

@@ -55,11 +55,17 @@ type orderJSON struct {
 	TotalCents        int64            `json:"total_cents"`
 	DispatchSteps     int              `json:"dispatch_steps"`
 	ProgressRemaining int              `json:"progress_remaining"`
-	PaymentID         string           `json:"payment_id"`
+	PaymentID         string           `json:"payment_id,omitempty"`
 	UpdatedAt         time.Time        `json:"last_update_time"`
 }
 
-func toOrderJSON(o shop.Order) orderJSON {
+// toOrderJSON is an order as the seed's API shows it, to anyone: in
+// production (private), without its payment id, which is what a payment
+// report names, so that no one learns another customer's.
+func toOrderJSON(o shop.Order, private bool) orderJSON {
+	if private {
+		o.PaymentID = ""
+	}
 	now := time.Now()
 	return orderJSON{ID: o.ID, LegacyStatus: o.Status.LegacyCode(), Status: o.Status, CancelReason: o.CancelReason,
 		ProductID: o.ProductID, ProductName: o.ProductName, Quantity: o.Quantity, TotalCents: o.TotalCents,
@@ -107,8 +113,9 @@ func handleProducts(db *store.DB) http.Handler {
 	})
 }
 
-// handleOrders handles "GET /orders": the newest orders first.
-func handleOrders(db *store.DB) http.Handler {
+// handleOrders handles "GET /orders": the newest orders first; private,
+// without their payment ids.
+func handleOrders(db *store.DB, private bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		orders, err := store.ListOrders(r.Context(), db.Q(), ordersListed)
 		if err != nil {
@@ -117,14 +124,14 @@ func handleOrders(db *store.DB) http.Handler {
 		}
 		out := make([]orderJSON, len(orders))
 		for i, o := range orders {
-			out[i] = toOrderJSON(o)
+			out[i] = toOrderJSON(o, private)
 		}
 		writeJSON(w, r, http.StatusOK, out)
 	})
 }
 
-// handleOrder handles "GET /order/{id}".
-func handleOrder(db *store.DB) http.Handler {
+// handleOrder handles "GET /order/{id}"; private, without its payment id.
+func handleOrder(db *store.DB, private bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if err != nil || id <= 0 {
@@ -136,7 +143,7 @@ func handleOrder(db *store.DB) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, r, http.StatusOK, toOrderJSON(order))
+		writeJSON(w, r, http.StatusOK, toOrderJSON(order, private))
 	})
 }
 
@@ -306,7 +313,8 @@ func handleReady(draining *atomic.Bool, health http.Handler) http.Handler {
 
 // handleAudit handles "GET /api/audit": the breaches of the shop's
 // invariants (stock against its ledger, orders against the stock they
-// hold). An empty list means the books balance.
+// hold and the money they keep), and the books of money. An empty list
+// of breaches means the books balance.
 func handleAudit(db *store.DB) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		breaches, err := store.Audit(r.Context(), db.Q())
@@ -314,7 +322,12 @@ func handleAudit(db *store.DB) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, r, http.StatusOK, map[string][]string{"breaches": breaches})
+		money, err := store.Books(r.Context(), db.Q())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, r, http.StatusOK, map[string]any{"breaches": breaches, "money": money})
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"strconv"
@@ -64,7 +65,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		for _, e := range errorStatus {
 			if errors.Is(err, e.kind) {
-				writeJSON(w, r, e.status, map[string]string{"error": shopErr.Message})
+				body := map[string]any{"error": shopErr.Message}
+				maps.Copy(body, shopErr.Detail)
+				writeJSON(w, r, e.status, body)
 				return
 			}
 		}

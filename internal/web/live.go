@@ -197,7 +197,7 @@ func (s *Server) progress(ctx context.Context, key string) ([]byte, error) {
 		out.Checkpoints[i] = checkpointJSON(c)
 	}
 	if p.Order != nil {
-		order := toOrderJSON(*p.Order)
+		order := toOrderJSON(*p.Order, false) // its customer's, who holds the key: with its payment id
 		out.Order = &order
 	}
 	return json.Marshal(out)

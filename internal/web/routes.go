@@ -25,8 +25,11 @@ func (s *Server) routes() {
 
 	// The seed's API, kept as it was.
 	s.mux.Handle("GET /product", handleProduct(s.db))
-	s.mux.Handle("GET /orders", handleOrders(s.db))
-	s.mux.Handle("GET /order/{id}", handleOrder(s.db))
+	// In production (a webhook secret set) orders are shown to anyone
+	// without the payment ids a payment report names.
+	private := s.opts.WebhookSecret != nil
+	s.mux.Handle("GET /orders", handleOrders(s.db, private))
+	s.mux.Handle("GET /order/{id}", handleOrder(s.db, private))
 	s.mux.Handle("POST /restock", s.operator(handleRestock(s.db)))
 	s.mux.Handle("POST /checkout/{key}", handleCheckout(s.checkout, s.guard))
 	s.mux.Handle("POST /payment_webhook/{payment_id}/{status}", handlePaymentWebhook(s.checkout, s.opts.WebhookSecret))
@@ -34,6 +37,10 @@ func (s *Server) routes() {
 
 	// Beside it.
 	s.mux.Handle("GET /api/products", handleProducts(s.db))
+	s.mux.Handle("POST /api/checkouts/{key}", handleCartCheckout(s.checkout, s.guard))
+	s.mux.Handle("GET /api/checkouts/{key}", handleFindCheckout(s.checkout))
+	s.mux.Handle("GET /api/payments/{payment_id}", handleFindPayment(s.checkout))
+	s.mux.Handle("POST /api/payment_events", handlePaymentEvents(s.checkout, s.opts.Events))
 	s.mux.Handle("GET /api/audit", s.operator(handleAudit(s.db)))
 	s.mux.Handle("GET /api/workflows", s.operator(handleWorkflows(s.checkout)))
 	s.mux.Handle("GET /api/workflows/{id}", s.operator(handleWorkflow(s.checkout)))
@@ -44,7 +51,7 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /api/workflows/{id}/cancel", s.operator(s.handleWorkflowAction("cancel")))
 	s.mux.Handle("POST /api/workflows/{id}/fork", s.operator(s.handleWorkflowAction("fork")))
 	s.mux.Handle("GET /api/console/workflows", s.operator(handleConsoleWorkflows(s.checkout)))
-	s.mux.Handle("GET /api/console/find", s.operator(handleFindCheckout(s.checkout)))
+	s.mux.Handle("GET /api/console/find", s.operator(handleConsoleFind(s.checkout)))
 	s.mux.Handle("GET /api/console/stuck", s.operator(handleStuck(s.checkout, s.staleAfter())))
 	s.mux.Handle("GET /api/operator/actions", s.operator(handleOperatorActions(s.db)))
 	s.mux.Handle("GET /api/operator/session", s.handleSession())

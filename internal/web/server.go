@@ -49,6 +49,9 @@ type Options struct {
 	// webhooks with (see SignWebhook); unsigned ones are refused with 401.
 	// Unset, the webhook is open to anyone, as the seed's was.
 	WebhookSecret []byte
+	// Events verifies the payment provider's webhook events; nil, none
+	// are taken.
+	Events EventVerifier
 	// OperatorToken, when set, must come as "Authorization: Bearer <token>"
 	// with every operator's request (restock, crash, audit, workflows,
 	// the console, metrics), or be exchanged on the page for a session
