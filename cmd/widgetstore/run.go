@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,7 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/payment"
+	"github.com/widgetstore/widgetstore/internal/payment/demopay"
 	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
 	"github.com/widgetstore/widgetstore/internal/web"
@@ -38,7 +43,7 @@ type config struct {
 	behindProxy bool
 	version     bool // -version: print the build and exit
 	// From the environment only, never flags that ps shows.
-	webhookKey    []byte // WEBHOOK_SECRET
+	webhookKeys   [][]byte // WEBHOOK_SECRET, comma-separated: the first signs, all verify
 	operatorToken []byte // OPERATOR_TOKEN
 	checkout      checkout.Config
 	retention     checkout.Retention
@@ -85,8 +90,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&cfg.limits.PerMinute, "checkouts-per-minute", 20, "new checkouts one client (address) may start a minute (0: no limit; a benchmark from one address needs 0)")
 	fs.IntVar(&cfg.checkout.PendingUnitsPerClient, "pending-units", 20, "units one client (address) may hold in checkouts awaiting payment, counted in the database (0: no limit, else at least 10, what one checkout may buy)")
 	fs.BoolVar(&cfg.behindProxy, "behind-proxy", false, "the shop is reached only through a proxy: take a client's address from the last X-Forwarded-For entry")
-	if secret := getenv("WEBHOOK_SECRET"); secret != "" {
-		cfg.webhookKey = []byte(secret)
+	if secrets := getenv("WEBHOOK_SECRET"); secrets != "" {
+		for secret := range strings.SplitSeq(secrets, ",") {
+			if secret = strings.TrimSpace(secret); secret == "" {
+				return cfg, errors.New("WEBHOOK_SECRET: an empty secret in its comma-separated list")
+			}
+			cfg.webhookKeys = append(cfg.webhookKeys, []byte(secret))
+		}
 	}
 	if token := getenv("OPERATOR_TOKEN"); token != "" {
 		cfg.operatorToken = []byte(token)
@@ -127,7 +137,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 
 // secured reports whether payment reports must be signed and the
 // operator's routes need a token.
-func (cfg config) secured() bool { return cfg.webhookKey != nil && cfg.operatorToken != nil }
+func (cfg config) secured() bool { return cfg.webhookKeys != nil && cfg.operatorToken != nil }
 
 // exposed reports whether addr is reachable from other machines: anything
 // but a loopback address (127.0.0.0/8, ::1) or localhost. A host name is
@@ -148,7 +158,7 @@ func exposed(addr string) (bool, error) {
 // do what in it.
 func logMode(logger *slog.Logger, cfg config, addr net.Addr, engine string) {
 	var open []string
-	if cfg.webhookKey == nil {
+	if cfg.webhookKeys == nil {
 		open = append(open, "report payments (no WEBHOOK_SECRET)")
 	}
 	if cfg.operatorToken == nil {
@@ -204,8 +214,21 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	// /metrics serves it.
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Listening before DBOS launches: the demo payment provider, whose
+	// workflows launch with it, delivers its events to this address.
+	// Requests wait in the listener's backlog until the server serves.
+	listener, err := cfg.http.listen(cfg.addr)
+	if err != nil {
+		return err
+	}
+	defer listener.Close()
+	provider, verifier, err := demoProvider(db, cfg, listener.Addr(), logger)
+	if err != nil {
+		return err
+	}
 	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
 		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger, Metrics: metrics,
+		Provider: provider, Register: provider.Register,
 	})
 	if err != nil {
 		return err
@@ -216,14 +239,10 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		}
 	}()
 
-	opts := web.Options{WebhookSecret: cfg.webhookKey, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy,
-		Metrics: metrics, StaleAfter: cfg.takeover}
+	opts := web.Options{WebhookSecrets: cfg.webhookKeys, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy,
+		Metrics: metrics, Events: verifier, ProviderPages: provider.Handler(), StaleAfter: cfg.takeover}
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
-	}
-	listener, err := cfg.http.listen(cfg.addr)
-	if err != nil {
-		return err
 	}
 	handler := web.NewServer(logger, db, co, opts)
 	server := cfg.http.server(handler)
@@ -271,4 +290,33 @@ func pageURL(addr net.Addr) string {
 		return "http://" + addr.String()
 	}
 	return fmt.Sprintf("http://localhost:%d", tcp.Port)
+}
+
+// demoProvider is the payment provider carts are paid through, the
+// built-in demo one, and the verifier of its events. It signs them with
+// the first of WEBHOOK_SECRET's secrets, and the shop takes any of them;
+// without WEBHOOK_SECRET (the local demo), with a secret of this process's
+// own: it runs in this process, and signs each delivery as it sends it.
+func demoProvider(db *store.DB, cfg config, addr net.Addr, logger *slog.Logger) (*demopay.Provider, *payment.Verifier, error) {
+	secrets := make([]string, len(cfg.webhookKeys))
+	for i, key := range cfg.webhookKeys {
+		secrets[i] = string(key)
+	}
+	if len(secrets) == 0 {
+		secrets = []string{rand.Text()}
+	}
+	verifier, err := payment.NewVerifier(secrets, payment.DefaultTolerance)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The provider calls back on loopback: it runs beside the server.
+	webhook := &url.URL{Scheme: "http", Host: addr.String(), Path: "/api/payment_events"}
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		webhook.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
+	}
+	provider, err := demopay.New(db, demopay.Config{WebhookURL: webhook.String(), SigningSecret: secrets[0], Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	return provider, verifier, nil
 }

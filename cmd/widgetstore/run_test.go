@@ -119,9 +119,9 @@ func TestLogModeSaysOneLine(t *testing.T) {
 		wantWarn  bool
 	}{
 		{loopback, config{}, "local demo, on this machine only (loopback): anyone on it may report payments (no WEBHOOK_SECRET) and restock, crash and resume (no OPERATOR_TOKEN)", "", false},
-		{loopback, config{webhookKey: secret}, "local demo", "report payments", false},
-		{loopback, config{webhookKey: secret, operatorToken: secret}, "secured, on this machine only", "", false},
-		{everywhere, config{webhookKey: secret, operatorToken: secret}, "secured, reachable from other machines", "", false},
+		{loopback, config{webhookKeys: [][]byte{secret}}, "local demo", "report payments", false},
+		{loopback, config{webhookKeys: [][]byte{secret}, operatorToken: secret}, "secured, on this machine only", "", false},
+		{everywhere, config{webhookKeys: [][]byte{secret}, operatorToken: secret}, "secured, reachable from other machines", "", false},
 		{everywhere, config{openDemo: true}, "OPEN DEMO (-open-demo), reachable from other machines: anyone who reaches it may report payments", "", true},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -212,12 +213,13 @@ func handleCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handler {
 
 // handlePaymentWebhook handles "POST /payment_webhook/{payment_id}/{status}",
 // the payment provider's report. It answers, as text, the id of the order
-// once the checkout has settled it. A redelivery answers the same. With a
-// secret, a report must be signed with it.
-func handlePaymentWebhook(co *checkout.Checkout, secret []byte) http.Handler {
+// once the checkout has settled it. A redelivery answers the same. With
+// secrets, a report must be signed with one of them.
+func handlePaymentWebhook(co *checkout.Checkout, secrets [][]byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if secret != nil && !hmac.Equal([]byte(r.Header.Get(SignatureHeader)),
-			[]byte(SignWebhook(secret, r.PathValue("payment_id"), r.PathValue("status")))) {
+		if secrets != nil && !slices.ContainsFunc(secrets, func(secret []byte) bool {
+			return hmac.Equal([]byte(r.Header.Get(SignatureHeader)), []byte(SignWebhook(secret, r.PathValue("payment_id"), r.PathValue("status"))))
+		}) {
 			writeError(w, r, shop.Errorf(shop.ErrDenied, "missing or wrong %s", SignatureHeader))
 			return
 		}

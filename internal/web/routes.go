@@ -27,12 +27,12 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /product", handleProduct(s.db))
 	// In production (a webhook secret set) orders are shown to anyone
 	// without the payment ids a payment report names.
-	private := s.opts.WebhookSecret != nil
+	private := s.opts.WebhookSecrets != nil
 	s.mux.Handle("GET /orders", handleOrders(s.db, private))
 	s.mux.Handle("GET /order/{id}", handleOrder(s.db, private))
 	s.mux.Handle("POST /restock", s.operator(handleRestock(s.db)))
 	s.mux.Handle("POST /checkout/{key}", handleCheckout(s.checkout, s.guard))
-	s.mux.Handle("POST /payment_webhook/{payment_id}/{status}", handlePaymentWebhook(s.checkout, s.opts.WebhookSecret))
+	s.mux.Handle("POST /payment_webhook/{payment_id}/{status}", handlePaymentWebhook(s.checkout, s.opts.WebhookSecrets))
 	s.mux.Handle("POST /crash_application", s.operator(handleCrash(s.logger, s.opts.CrashFunc)))
 
 	// Beside it.
@@ -57,6 +57,9 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /api/operator/session", s.handleSession())
 	s.mux.Handle("POST /api/operator/session", s.handleSignIn())
 	s.mux.Handle("DELETE /api/operator/session", s.operator(s.handleSignOut()))
+	if s.opts.ProviderPages != nil {
+		s.mux.Handle("/demopay/", s.opts.ProviderPages)
+	}
 	s.mux.Handle("GET /healthz", handleHealth(s.db, s.checkout))
 	s.mux.Handle("GET /livez", handleLive())
 	s.mux.Handle("GET /readyz", handleReady(&s.draining, handleHealth(s.db, s.checkout)))

@@ -45,13 +45,19 @@ type Options struct {
 	// CrashFunc kills the process for the crash button; nil turns the
 	// button off (404).
 	CrashFunc func()
-	// WebhookSecret, when set, is the key the payment provider signs its
-	// webhooks with (see SignWebhook); unsigned ones are refused with 401.
-	// Unset, the webhook is open to anyone, as the seed's was.
-	WebhookSecret []byte
+	// WebhookSecrets, when set, are the keys the payment provider signs
+	// the seed's webhook with (see SignWebhook): any of them is taken, so
+	// that one can be rotated without downtime; unsigned reports are
+	// refused with 401. Unset, the webhook is open to anyone, as the
+	// seed's was. Set, the shop runs in production: orders are shown to
+	// anyone without their payment ids.
+	WebhookSecrets [][]byte
 	// Events verifies the payment provider's webhook events; nil, none
 	// are taken.
 	Events EventVerifier
+	// ProviderPages, when set, serves the demo payment provider's pages
+	// and API under /demopay/ (demopay.Provider.Handler).
+	ProviderPages http.Handler
 	// OperatorToken, when set, must come as "Authorization: Bearer <token>"
 	// with every operator's request (restock, crash, audit, workflows,
 	// the console, metrics), or be exchanged on the page for a session

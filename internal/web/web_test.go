@@ -19,6 +19,8 @@ import (
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/checkout/checkouttest"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/payment"
+	"github.com/widgetstore/widgetstore/internal/payment/demopay"
 	"github.com/widgetstore/widgetstore/internal/store"
 	"github.com/widgetstore/widgetstore/internal/web"
 )
@@ -30,6 +32,7 @@ type testServer struct {
 	URL     string
 	db      *store.DB
 	co      *checkout.Checkout
+	demo    *demopay.Provider // the payment provider carts are paid through
 	crashed chan struct{} // receives when the crash button is pressed
 	logs    *logBuffer    // everything logged, as text, besides the test's log
 }
@@ -54,16 +57,31 @@ func newTestServerWrapped(t testing.TB, url string, cfg checkout.Config, opts we
 	logs := &logBuffer{}
 	logger := slog.New(teeHandler{dbtest.Logger(t).Handler(),
 		slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
-	db, co := checkouttest.Launch(t, url, cfg, logger)
+	// Carts are paid through the demo provider, as the shop serves them:
+	// it delivers its events to this server, which listens from here on.
+	srv := httptest.NewUnstartedServer(nil)
+	t.Cleanup(srv.Close)
+	secrets := []string{"whsec_test"}
+	for _, s := range opts.WebhookSecrets {
+		secrets = append(secrets, string(s))
+	}
+	db, co, demo := checkouttest.LaunchDemoPay(t, url, checkout.LaunchConfig{Checkout: cfg, ExecutorID: "test", Logger: logger},
+		demopay.Config{WebhookURL: "http://" + srv.Listener.Addr().String() + "/api/payment_events", SigningSecret: secrets[len(secrets)-1],
+			Retry: demopay.Retry{First: 50 * time.Millisecond, Max: 200 * time.Millisecond, GiveUpAfter: time.Minute}})
+	verifier, err := payment.NewVerifier(secrets, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	crashed := make(chan struct{}, 10)
 	opts.CrashFunc = func() { crashed <- struct{}{} }
+	opts.Events, opts.ProviderPages = verifier, demo.Handler()
 	var handler http.Handler = web.NewServer(logger, db, co, opts)
 	if wrap != nil {
 		handler = wrap(handler)
 	}
-	srv := httptest.NewServer(handler)
-	t.Cleanup(srv.Close)
-	return &testServer{URL: srv.URL, db: db, co: co, crashed: crashed, logs: logs}
+	srv.Config.Handler = handler
+	srv.Start()
+	return &testServer{URL: srv.URL, db: db, co: co, demo: demo, crashed: crashed, logs: logs}
 }
 
 // logBuffer keeps what the server logs, for tests about its log.
@@ -319,7 +337,7 @@ func TestPage(t *testing.T) {
 func TestSignedWebhook(t *testing.T) {
 	t.Parallel()
 	secret := []byte("shared with the payment provider")
-	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), testConfig, web.Options{WebhookSecret: secret})
+	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), testConfig, web.Options{WebhookSecrets: [][]byte{[]byte("an older secret"), secret}})
 	paymentID := s.do(t, "POST", "/checkout/signed", "").body
 	before := s.snapshot(t)
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/payment/demopay"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
@@ -23,16 +24,47 @@ func Launch(t testing.TB, url string, cfg checkout.Config, logger *slog.Logger) 
 // LaunchWith is Launch with the whole of Launch's configuration.
 func LaunchWith(t testing.TB, url string, cfg checkout.LaunchConfig) (*store.DB, *checkout.Checkout) {
 	t.Helper()
+	db := open(t, url, cfg.Logger)
+	return db, launch(t, db, cfg)
+}
+
+// LaunchDemoPay is LaunchWith with carts paid through the demo payment
+// provider, configured by demo: it delivers its events to demo.WebhookURL,
+// which the test serves (web.Server's POST /api/payment_events).
+func LaunchDemoPay(t testing.TB, url string, cfg checkout.LaunchConfig, demo demopay.Config) (*store.DB, *checkout.Checkout, *demopay.Provider) {
+	t.Helper()
+	db := open(t, url, cfg.Logger)
+	if demo.Logger == nil {
+		demo.Logger = cfg.Logger
+	}
+	provider, err := demopay.New(db, demo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Provider, cfg.Register = provider, provider.Register
+	return db, launch(t, db, cfg), provider
+}
+
+// open opens and migrates the database at url, closed when the test ends.
+func open(t testing.TB, url string, logger *slog.Logger) *store.DB {
+	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	if err := db.Migrate(ctx, cfg.Logger); err != nil {
+	if err := db.Migrate(ctx, logger); err != nil {
 		t.Fatal(err)
 	}
-	co, err := checkout.Launch(ctx, db, cfg)
+	return db
+}
+
+// launch launches the shop's workflows on db, shut down when the test ends
+// (before db closes).
+func launch(t testing.TB, db *store.DB, cfg checkout.LaunchConfig) *checkout.Checkout {
+	t.Helper()
+	co, err := checkout.Launch(context.Background(), db, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,5 +73,5 @@ func LaunchWith(t testing.TB, url string, cfg checkout.LaunchConfig) (*store.DB,
 			t.Error(err)
 		}
 	})
-	return db, co
+	return co
 }

@@ -106,7 +106,7 @@ func (p *Provider) handlePayPage(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) handlePay(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("intent")
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	isJSON := strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
+	isJSON := !isForm(r)
 	var outcome string
 	var refuseRefunds bool
 	if isJSON {
@@ -149,6 +149,13 @@ func (p *Provider) handlePay(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"id": id, "status": status})
 }
 
+// isForm reports whether a request is a form's submission (the page's);
+// anything else is read as JSON, the API's, whatever header a client
+// forgot.
+func isForm(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded")
+}
+
 func checkOutcome(outcome string) error {
 	if outcome != OutcomeSucceed && outcome != OutcomeFail {
 		return shop.Errorf(shop.ErrInvalid, "outcome %q: want %q or %q", outcome, OutcomeSucceed, OutcomeFail)
@@ -174,7 +181,7 @@ func (p *Provider) handleIntent(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) handleRefuseRefunds(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("intent")
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	isJSON := strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
+	isJSON := !isForm(r)
 	var refuse *bool
 	if isJSON {
 		var body struct {
