@@ -52,6 +52,7 @@ type shop struct {
 	t     testing.TB
 	db    string
 	args  []string
+	env   []string // added to the test's environment, such as SMTP_URL=…
 	cmd   *exec.Cmd
 	done  chan struct{}
 	runs  int
@@ -157,6 +158,7 @@ func (s *shop) startProcess(extra ...string) {
 	args := append([]string{"-addr", addr, "-db", s.db}, s.args...)
 	s.cmd = exec.Command(binary, append(args, extra...)...)
 	s.cmd.Stdout, s.cmd.Stderr = out, s
+	s.cmd.Env = append(os.Environ(), s.env...)
 	// Its own process group, so killing it can take a supervised child too.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	s.start = time.Now()

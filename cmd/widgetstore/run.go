@@ -23,6 +23,7 @@ import (
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/payment/demopay"
+	"github.com/widgetstore/widgetstore/internal/receipt"
 	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
 	"github.com/widgetstore/widgetstore/internal/web"
@@ -44,7 +45,9 @@ type config struct {
 	version     bool // -version: print the build and exit
 	// From the environment only, never flags that ps shows.
 	webhookKeys   [][]byte // WEBHOOK_SECRET, comma-separated: the first signs, all verify
-	operatorToken []byte // OPERATOR_TOKEN
+	operatorToken []byte   // OPERATOR_TOKEN
+	smtpURL       string   // SMTP_URL: where receipts are sent (with a password, maybe); "" logs them
+	publicURL     string
 	checkout      checkout.Config
 	retention     checkout.Retention
 }
@@ -101,6 +104,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if token := getenv("OPERATOR_TOKEN"); token != "" {
 		cfg.operatorToken = []byte(token)
 	}
+	cfg.smtpURL = getenv("SMTP_URL")
+	fs.StringVar(&cfg.publicURL, "public-url", "", "the shop's address as customers reach it, such as https://shop.example, for the links in their receipts (default: none)")
 	fs.BoolVar(&cfg.version, "version", false, "print the build and the DBOS application version, and exit")
 	if err := applyEnv(fs, getenv); err != nil {
 		return cfg, err
@@ -119,6 +124,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if err := cfg.log.check(); err != nil {
 		return cfg, err
+	}
+	if _, err := receipt.NewSender(cfg.smtpURL, nil); err != nil {
+		return cfg, fmt.Errorf("SMTP_URL: %w", err)
 	}
 	if pending := cfg.checkout.PendingUnitsPerClient; cfg.limits.PerMinute < 0 || pending < 0 || 0 < pending && pending < shop.MaxQuantity {
 		return cfg, fmt.Errorf("-checkouts-per-minute must be 0 (no limit) or more, -pending-units 0 (no limit) or at least %d, what one checkout may buy", shop.MaxQuantity)
@@ -226,9 +234,13 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	if err != nil {
 		return err
 	}
+	receipts, err := receipt.NewSender(cfg.smtpURL, logger)
+	if err != nil {
+		return err
+	}
 	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
 		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger, Metrics: metrics,
-		Provider: provider, Register: provider.Register,
+		Provider: provider, Register: provider.Register, Receipts: receipts, PublicURL: cfg.publicURL,
 	})
 	if err != nil {
 		return err
@@ -314,7 +326,7 @@ func demoProvider(db *store.DB, cfg config, addr net.Addr, logger *slog.Logger) 
 	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
 		webhook.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
 	}
-	provider, err := demopay.New(db, demopay.Config{WebhookURL: webhook.String(), SigningSecret: secrets[0], Logger: logger})
+	provider, err := demopay.New(db, demopay.Config{WebhookURL: webhook.String(), SigningSecret: secrets[0], PublicURL: cfg.publicURL, Logger: logger})
 	if err != nil {
 		return nil, nil, err
 	}

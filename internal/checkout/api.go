@@ -12,6 +12,7 @@ import (
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
 	"github.com/widgetstore/widgetstore/internal/payment"
+	"github.com/widgetstore/widgetstore/internal/receipt"
 	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
@@ -61,7 +62,7 @@ func (c *Checkout) Place(reqCtx context.Context, key string, req Request) (Place
 		req.Lines = lines
 	}
 	if req.Email != "" {
-		if err := shop.ValidateEmail(req.Email); err != nil {
+		if _, err := receipt.ValidateAddress(req.Email); err != nil {
 			return Placement{}, err
 		}
 	}
@@ -200,6 +201,11 @@ func (c *Checkout) settle(ctx context.Context, r store.PaymentReport) (store.Set
 		s, err = store.SettlePayment(ctx, tx, r, time.Now())
 		if err != nil || !s.Changed {
 			return err
+		}
+		if r.Status == shop.PaymentPaid {
+			if err := c.enqueueReceipt(ctx, tx, s.Order, receipt.StagePaid, 0, s.Order.PaidAt); err != nil {
+				return err
+			}
 		}
 		word := paymentWord{Status: r.Status, PaidAt: s.Order.PaidAt}
 		if err := dbos.Send(c.dbosCtx, s.Order.CheckoutID, word, topicPayment,

@@ -16,6 +16,7 @@ import (
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
 	"github.com/widgetstore/widgetstore/internal/payment"
+	"github.com/widgetstore/widgetstore/internal/receipt"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
@@ -66,13 +67,15 @@ type Checkout struct {
 	// dbosCtx is the DBOS context that workflows are started from. A
 	// request's context must never be: a workflow started from it would be
 	// cancelled, durably, when the request ends.
-	dbosCtx  dbos.Context
-	db       *store.DB
-	ds       *dbos.DataSource
-	cfg      Config
-	provider payment.Provider // nil: no checkout pays through a provider
-	logger   *slog.Logger
-	metrics  *metrics
+	dbosCtx   dbos.Context
+	db        *store.DB
+	ds        *dbos.DataSource
+	cfg       Config
+	provider  payment.Provider // nil: no checkout pays through a provider
+	receipts  receipt.Sender
+	publicURL string // the shop's, for the links in receipts; "" for none
+	logger    *slog.Logger
+	metrics   *metrics
 	// takeoverMetrics count TakeOver's work, and the workflows recovered
 	// at launch.
 	takeoverMetrics takeoverMetrics

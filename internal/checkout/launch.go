@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/widgetstore/widgetstore/internal/payment"
+	"github.com/widgetstore/widgetstore/internal/receipt"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
@@ -42,6 +44,11 @@ type LaunchConfig struct {
 	// for none (carts are then refused, and a payment owed back is left
 	// to the operator).
 	Provider payment.Provider
+	// Receipts sends the customers' receipts; nil, to the log.
+	Receipts receipt.Sender
+	// PublicURL is the shop's address as customers reach it, for the
+	// links in receipts; "" for none.
+	PublicURL string
 }
 
 // Launch starts DBOS on db, which must be migrated (store.DB.Migrate),
@@ -88,7 +95,10 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 		return nil, err
 	}
 	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, retention: cfg.Retention, logger: cfg.Logger, metrics: metrics,
-		provider: cfg.Provider}
+		provider: cfg.Provider, receipts: cfg.Receipts, publicURL: strings.TrimSuffix(cfg.PublicURL, "/")}
+	if c.receipts == nil {
+		c.receipts = receipt.Log{Logger: cfg.Logger}
+	}
 	if c.takeoverMetrics, err = newTakeoverMetrics(cfg.Metrics); err != nil {
 		return nil, fmt.Errorf("registering the takeover's metrics: %w", err)
 	}

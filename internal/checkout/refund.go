@@ -10,6 +10,7 @@ import (
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
 	"github.com/widgetstore/widgetstore/internal/payment"
+	"github.com/widgetstore/widgetstore/internal/receipt"
 	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
@@ -98,9 +99,22 @@ func (c *Checkout) refund(ctx dbos.Context, ref string) (string, error) {
 
 // endRefund records how the refund of p ended.
 func (c *Checkout) endRefund(ctx dbos.Context, p store.Payment, state, refundID, note string) (string, error) {
-	if _, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (bool, error) {
-		return store.EndRefund(ctx, tx, p.Ref, state, refundID, note, time.Now())
-	}, dbos.WithStepName("checkout.endRefund")); err != nil {
+	order, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (shop.Order, error) {
+		now := time.Now()
+		ended, err := store.EndRefund(ctx, tx, p.Ref, state, refundID, note, now)
+		if err != nil || !ended || state != shop.RefundDone {
+			return shop.Order{}, err
+		}
+		order, err := store.GetOrder(ctx, tx, p.OrderID)
+		if err != nil {
+			return order, err
+		}
+		return order, c.enqueueReceipt(ctx, tx, order, receipt.StageRefunded, p.AmountCents, now)
+	}, dbos.WithStepName("checkout.endRefund"))
+	if err != nil {
+		return "", err
+	}
+	if err := c.sendReceipt(ctx, order, receipt.StageRefunded); err != nil {
 		return "", err
 	}
 	c.metrics.refunds.WithLabelValues(state).Inc()

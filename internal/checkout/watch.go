@@ -61,6 +61,7 @@ func (c *Checkout) runWatch(ctx context.Context, executorID string) {
 			c.startRetention(now)
 			if now.Sub(lastSweep) >= refundsSweptEvery {
 				c.sweepRefunds(ctx, now)
+				c.sweepReceipts(ctx, now)
 				lastSweep = now
 			}
 		}

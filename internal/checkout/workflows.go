@@ -9,6 +9,7 @@ import (
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
 	"github.com/widgetstore/widgetstore/internal/payment"
+	"github.com/widgetstore/widgetstore/internal/receipt"
 	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
@@ -200,6 +201,9 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 	if order.Status != shop.StatusPaid {
 		return Result{OrderID: order.ID, Status: order.Status}, nil
 	}
+	if err := c.sendReceipt(ctx, order, receipt.StagePaid); err != nil {
+		return Result{}, err
+	}
 	return c.dispatch(ctx, order)
 }
 
@@ -220,8 +224,14 @@ func (c *Checkout) dispatch(ctx dbos.Context, order shop.Order) (Result, error) 
 		return Result{}, err
 	}
 	if _, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (struct{}, error) {
-		return struct{}{}, store.MarkDispatched(ctx, tx, order.ID)
+		if err := store.MarkDispatched(ctx, tx, order.ID); err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, c.enqueueReceipt(ctx, tx, order, receipt.StageDispatched, 0, time.Now())
 	}, dbos.WithStepName("checkout.markDispatched")); err != nil {
+		return Result{}, err
+	}
+	if err := c.sendReceipt(ctx, order, receipt.StageDispatched); err != nil {
 		return Result{}, err
 	}
 	c.metrics.settled[shop.StatusDispatched].Inc()

@@ -7,9 +7,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"net/mail"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -212,10 +210,9 @@ func (o Order) ProgressRemaining(now time.Time) int {
 
 // Limits on what a client may ask for.
 const (
-	MaxQuantity    = 10 // units of one product in one checkout
-	MaxKeyLength   = 128
-	MaxLines       = 20 // lines of one cart
-	MaxEmailLength = 254
+	MaxQuantity  = 10 // units of one product in one checkout
+	MaxKeyLength = 128
+	MaxLines     = 20 // lines of one cart
 )
 
 // NormalizeLines validates a cart and returns its lines one per product,
@@ -254,19 +251,6 @@ func Units(lines []Line) int {
 		n += l.Quantity
 	}
 	return n
-}
-
-// ValidateEmail checks a customer's address for receipts: a bare address
-// (no display name, which would reach a header), of bounded length.
-func ValidateEmail(email string) error {
-	if len(email) > MaxEmailLength {
-		return Errorf(ErrInvalid, "email must be at most %d characters", MaxEmailLength)
-	}
-	a, err := mail.ParseAddress(email)
-	if err != nil || a.Address != email || a.Name != "" || strings.ContainsAny(email, "\r\n") {
-		return Errorf(ErrInvalid, "email must be a plain address such as name@example.com")
-	}
-	return nil
 }
 
 // ValidateKey checks a client's idempotency key. It becomes a workflow id

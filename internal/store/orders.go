@@ -288,13 +288,13 @@ func cancelPending(ctx context.Context, tx dbos.Querier, column string, value an
 
 // settledColumns are what a write that settles an order returns of it.
 const settledColumns = `order_id, checkout_id, payment_id, product_id, quantity, total_cents, status, cancel_reason,
-	payment_deadline_ms, dispatch_steps, dispatch_interval_ms, COALESCE(paid_at_ms, 0), updated_at_ms`
+	payment_deadline_ms, dispatch_steps, dispatch_interval_ms, COALESCE(paid_at_ms, 0), updated_at_ms, email`
 
 // settledFields are where settledColumns are scanned to; the times are
 // converted by the scanner types below.
 func settledFields(o *shop.Order) []any {
 	return []any{&o.ID, &o.CheckoutID, &o.PaymentID, &o.ProductID, &o.Quantity, &o.TotalCents, &o.Status, &o.CancelReason,
-		(*msTime)(&o.PaymentDeadline), &o.DispatchSteps, (*msDuration)(&o.DispatchInterval), (*msTime)(&o.PaidAt), (*msTime)(&o.UpdatedAt)}
+		(*msTime)(&o.PaymentDeadline), &o.DispatchSteps, (*msDuration)(&o.DispatchInterval), (*msTime)(&o.PaidAt), (*msTime)(&o.UpdatedAt), &o.Email}
 }
 
 // MarkDispatched moves a PAID order to DISPATCHED: its dispatch's last step.

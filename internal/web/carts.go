@@ -7,6 +7,7 @@ import (
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/payment"
+	"github.com/widgetstore/widgetstore/internal/receipt"
 	"github.com/widgetstore/widgetstore/internal/shop"
 )
 
@@ -72,7 +73,7 @@ func handleCartCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handle
 			err = shop.ValidateKey(key)
 		}
 		if err == nil && body.Email != "" {
-			err = shop.ValidateEmail(body.Email)
+			_, err = receipt.ValidateAddress(body.Email)
 		}
 		if err != nil { // malformed requests are answered before they count
 			writeError(w, r, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/widgetstore/widgetstore/internal/dbtest"
 	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/payment/demopay"
+	"github.com/widgetstore/widgetstore/internal/receipt"
 	"github.com/widgetstore/widgetstore/internal/store"
 	"github.com/widgetstore/widgetstore/internal/web"
 )
@@ -280,6 +281,55 @@ func TestProviderEventsVerified(t *testing.T) {
 		s.awaitCheckout(t, "cart-events", func(o customerOrder) bool { return o.Status == "DISPATCHED" })
 		if m := s.books(t); m.TakenCents != o.TotalCents || m.KeptCents != o.TotalCents {
 			t.Errorf("money %+v, want %d taken once and kept", m, o.TotalCents)
+		}
+	})
+}
+
+// TestReceiptsSentOncePerStage: a customer who gave an email address gets
+// one receipt when the order is paid and one when it is dispatched, and
+// one when a late payment is refunded, each on a real SMTP server.
+func TestReceiptsSentOncePerStage(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
+		cfg := testConfig
+		cfg.PaymentTimeout = 2 * time.Second
+		s, mail := newTestServerMailing(t, url, cfg)
+		paid := s.cart(t, "cart-mail", `{"lines": [{"product_id": 1, "quantity": 1}, {"product_id": 4, "quantity": 2}], "email": "ada@example.com"}`)
+		late := s.cart(t, "cart-mail-late", `{"lines": [{"product_id": 2, "quantity": 1}], "email": "bob@example.com"}`)
+		if r := s.do(t, "POST", paid.PayURL, `{"outcome": "succeed"}`, "Content-Type", "application/json"); r.status != 200 {
+			t.Fatalf("paying: %d %s", r.status, r.body)
+		}
+		s.awaitCheckout(t, "cart-mail", func(o customerOrder) bool { return o.Status == "DISPATCHED" })
+		s.awaitCheckout(t, "cart-mail-late", func(o customerOrder) bool { return o.Status == "CANCELLED" })
+		if r := s.do(t, "POST", late.PayURL, `{"outcome": "succeed"}`, "Content-Type", "application/json"); r.status != 200 {
+			t.Fatalf("paying late: %d %s", r.status, r.body)
+		}
+		s.awaitCheckout(t, "cart-mail-late", func(o customerOrder) bool { return o.Refund == "refunded" })
+		if _, err := mail.WaitFor(3, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond) // a duplicate would come now
+		messages := mail.Messages()
+		want := map[string]string{ // Message-ID's order and stage -> recipient
+			fmt.Sprintf("%d/paid", paid.ID): "ada@example.com", fmt.Sprintf("%d/dispatched", paid.ID): "ada@example.com",
+			fmt.Sprintf("%d/refunded", late.ID): "bob@example.com",
+		}
+		got := map[string]string{}
+		for _, m := range messages {
+			order, stage, ok := receipt.ParseMessageID(m.MessageID)
+			if !ok || len(m.To) != 1 {
+				t.Errorf("a message %q to %v", m.MessageID, m.To)
+				continue
+			}
+			key := fmt.Sprintf("%d/%s", order, stage)
+			if _, dup := got[key]; dup {
+				t.Errorf("a second receipt for %s", key)
+			}
+			got[key] = m.To[0]
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("receipts %v, want %v", got, want)
 		}
 	})
 }

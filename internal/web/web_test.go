@@ -21,6 +21,8 @@ import (
 	"github.com/widgetstore/widgetstore/internal/dbtest"
 	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/payment/demopay"
+	"github.com/widgetstore/widgetstore/internal/receipt"
+	"github.com/widgetstore/widgetstore/internal/receipt/smtptest"
 	"github.com/widgetstore/widgetstore/internal/store"
 	"github.com/widgetstore/widgetstore/internal/web"
 )
@@ -33,8 +35,8 @@ type testServer struct {
 	db      *store.DB
 	co      *checkout.Checkout
 	demo    *demopay.Provider // the payment provider carts are paid through
-	crashed chan struct{} // receives when the crash button is pressed
-	logs    *logBuffer    // everything logged, as text, besides the test's log
+	crashed chan struct{}     // receives when the crash button is pressed
+	logs    *logBuffer        // everything logged, as text, besides the test's log
 }
 
 // newTestServer serves the shop on a real HTTP server over a fresh
@@ -50,9 +52,28 @@ func newTestServerWith(t testing.TB, url string, cfg checkout.Config, opts web.O
 	return newTestServerWrapped(t, url, cfg, opts, nil)
 }
 
+// newTestServerMailing is newTestServer with receipts sent to a real SMTP
+// server, which it returns.
+func newTestServerMailing(t testing.TB, url string, cfg checkout.Config) (*testServer, *smtptest.Server) {
+	t.Helper()
+	mail := smtptest.Start(t, smtptest.Options{})
+	sender, err := receipt.NewSender(mail.URL("shop@example.com"), dbtest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestServerLaunched(t, url, checkout.LaunchConfig{Checkout: cfg, Receipts: sender}, web.Options{}, nil), mail
+}
+
 // newTestServerWrapped is newTestServerWith with the shop's handler inside
 // wrap, unless wrap is nil.
 func newTestServerWrapped(t testing.TB, url string, cfg checkout.Config, opts web.Options, wrap func(http.Handler) http.Handler) *testServer {
+	t.Helper()
+	return newTestServerLaunched(t, url, checkout.LaunchConfig{Checkout: cfg}, opts, wrap)
+}
+
+// newTestServerLaunched is newTestServerWrapped with the shop's workflows
+// launched with launch.
+func newTestServerLaunched(t testing.TB, url string, launch checkout.LaunchConfig, opts web.Options, wrap func(http.Handler) http.Handler) *testServer {
 	t.Helper()
 	logs := &logBuffer{}
 	logger := slog.New(teeHandler{dbtest.Logger(t).Handler(),
@@ -65,7 +86,8 @@ func newTestServerWrapped(t testing.TB, url string, cfg checkout.Config, opts we
 	for _, s := range opts.WebhookSecrets {
 		secrets = append(secrets, string(s))
 	}
-	db, co, demo := checkouttest.LaunchDemoPay(t, url, checkout.LaunchConfig{Checkout: cfg, ExecutorID: "test", Logger: logger},
+	launch.ExecutorID, launch.Logger = "test", logger
+	db, co, demo := checkouttest.LaunchDemoPay(t, url, launch,
 		demopay.Config{WebhookURL: "http://" + srv.Listener.Addr().String() + "/api/payment_events", SigningSecret: secrets[len(secrets)-1],
 			Retry: demopay.Retry{First: 50 * time.Millisecond, Max: 200 * time.Millisecond, GiveUpAfter: time.Minute}})
 	verifier, err := payment.NewVerifier(secrets, 0)

@@ -1,0 +1,88 @@
+package checkout
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
+	"github.com/widgetstore/widgetstore/internal/receipt"
+	"github.com/widgetstore/widgetstore/internal/shop"
+	"github.com/widgetstore/widgetstore/internal/store"
+)
+
+// Receipts. The receipt of an order's stage (paid, dispatched, refunded)
+// is written to the outbox in the transaction that moves the order there,
+// so a change is never without its receipt, and sent by a step right
+// after; one the mail server refused, or a crash kept from going, is sent
+// by the watch's sweep. A receipt is sent twice only if the shop dies
+// between the mail server's acceptance and its mark (receipt.Deliver).
+// Orders without an email address have none, and cost nothing more.
+
+// receiptsSweptAfter is how old an unsent receipt must be before the
+// watch's sweep sends it: younger ones are their step's to send.
+const receiptsSweptAfter = time.Minute
+
+// enqueueReceipt writes the receipt of the order's stage to the outbox, in
+// tx, the transaction that moves the order to that stage.
+func (c *Checkout) enqueueReceipt(ctx context.Context, tx dbos.Querier, o shop.Order, stage receipt.Stage, refundCents int64, at time.Time) error {
+	if o.Email == "" {
+		return nil
+	}
+	lines, err := store.OrderLines(ctx, tx, o.ID)
+	if err != nil {
+		return err
+	}
+	r := receipt.Receipt{OrderID: o.ID, Stage: stage, To: o.Email, TotalCents: o.TotalCents, RefundCents: refundCents, At: at,
+		OrderURL: c.orderURL(o.CheckoutID)}
+	for _, l := range lines {
+		r.Lines = append(r.Lines, receipt.Line{Product: l.ProductName, Quantity: l.Quantity, UnitCents: l.UnitPriceCents})
+	}
+	_, err = receipt.Enqueue(ctx, tx, r)
+	return err
+}
+
+// orderURL is the customer's page of the checkout's order, or "" when the
+// shop's public address is not known.
+func (c *Checkout) orderURL(checkoutID string) string {
+	if c.publicURL == "" {
+		return ""
+	}
+	return c.publicURL + "/?checkout=" + url.QueryEscape(checkoutID)
+}
+
+// sendReceipt sends the receipt of the order's stage, enqueued already, in
+// a step that never fails the workflow: a receipt that cannot go now is
+// the sweep's to send.
+func (c *Checkout) sendReceipt(ctx dbos.Context, o shop.Order, stage receipt.Stage) error {
+	if o.Email == "" {
+		return nil
+	}
+	_, err := dbos.RunAsStep(ctx, func(ctx context.Context) (string, error) {
+		if _, err := receipt.Deliver(ctx, c.db.Q(), c.receipts, o.ID, stage); err != nil {
+			c.logger.Warn("a receipt could not be sent; the sweep will try again", "order", o.ID, "stage", stage, slog.Any("error", err))
+			return err.Error(), nil
+		}
+		return "", nil
+	}, dbos.WithStepName("checkout.sendReceipt"))
+	return err
+}
+
+// sweepReceipts sends the receipts that their step could not.
+func (c *Checkout) sweepReceipts(ctx context.Context, now time.Time) {
+	unsent, err := receipt.Pending(ctx, c.db.Q(), now.Add(-receiptsSweptAfter), 100)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.logger.Warn("looking for unsent receipts", slog.Any("error", err))
+		}
+		return
+	}
+	for _, u := range unsent {
+		if _, err := receipt.Deliver(ctx, c.db.Q(), c.receipts, u.OrderID, u.Stage); err != nil && !errors.Is(err, receipt.ErrInFlight) {
+			c.logger.Warn("a receipt could not be sent", "order", u.OrderID, "stage", u.Stage, "attempts", u.Attempts, slog.Any("error", err))
+		}
+	}
+}
