@@ -90,8 +90,9 @@ type WorkflowDetail struct {
 	Workflow
 	Input, Output json.RawMessage // as JSON
 	Steps         []Step
-	Forks         []string    // the workflows forked from this one
-	Order         *shop.Order // a checkout's order, when it placed one
+	Forks         []string            // the workflows forked from this one
+	Order         *shop.Order         // a checkout's order, when it placed one
+	Ledger        []store.LedgerEntry // the order's moves of stock
 }
 
 // Workflow returns one workflow with its checkpoints and, for a checkout,
@@ -129,6 +130,11 @@ func (c *Checkout) Workflow(ctx context.Context, id string) (WorkflowDetail, err
 	if w.Name == WorkflowCheckout {
 		if d.Order, err = c.checkoutOrder(ctx, d); err != nil {
 			return d, err
+		}
+		if d.Order != nil {
+			if d.Ledger, err = store.OrderLedger(ctx, c.db.Q(), d.Order.ID); err != nil {
+				return d, err
+			}
 		}
 	}
 	for i := range d.Steps {

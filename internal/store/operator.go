@@ -82,3 +82,25 @@ func ExecutorHeartbeats(ctx context.Context, q dbos.Querier) (map[string]time.Ti
 	}
 	return out, nil
 }
+
+// LedgerEntry is one move of an order's stock.
+type LedgerEntry struct {
+	ProductID int64
+	Delta     int // negative: taken from stock
+	Reason    string
+	At        time.Time
+}
+
+// OrderLedger returns an order's entries in the stock ledger, oldest
+// first: a reservation per line, and a release if it was cancelled.
+func OrderLedger(ctx context.Context, q dbos.Querier, orderID int64) ([]LedgerEntry, error) {
+	entries, err := queryAll(ctx, q, func(row dbos.Row) (LedgerEntry, error) {
+		var e LedgerEntry
+		err := row.Scan(&e.ProductID, &e.Delta, &e.Reason, (*msTime)(&e.At))
+		return e, err
+	}, `SELECT product_id, delta, reason, created_at_ms FROM inventory_ledger WHERE order_id = $1 ORDER BY entry_id`, orderID)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stock ledger of order %d: %w", orderID, err)
+	}
+	return entries, nil
+}

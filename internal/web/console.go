@@ -162,11 +162,22 @@ type workflowDetailJSON struct {
 	Steps    []stepJSON          `json:"steps"`
 	Forks    []string            `json:"forks"`
 	Order    *orderJSON          `json:"order"`
+	Ledger   []ledgerJSON        `json:"ledger"`
+}
+
+type ledgerJSON struct {
+	ProductID int64     `json:"product_id"`
+	Delta     int       `json:"delta"`
+	Reason    string    `json:"reason"`
+	At        time.Time `json:"at"`
 }
 
 func toWorkflowDetailJSON(d checkout.WorkflowDetail) workflowDetailJSON {
 	out := workflowDetailJSON{Workflow: toConsoleWorkflowJSON(d.Workflow), Input: d.Input, Output: d.Output,
-		Steps: make([]stepJSON, len(d.Steps)), Forks: append([]string{}, d.Forks...)}
+		Steps: make([]stepJSON, len(d.Steps)), Forks: append([]string{}, d.Forks...), Ledger: make([]ledgerJSON, len(d.Ledger))}
+	for i, e := range d.Ledger {
+		out.Ledger[i] = ledgerJSON(e)
+	}
 	for i, s := range d.Steps {
 		out.Steps[i] = stepJSON{ID: s.ID, Name: s.Name, Output: s.Output, Error: s.Error, ChildID: s.ChildID,
 			StartedAt: s.StartedAt, CompletedAt: s.CompletedAt, ForkRefused: s.ForkRefused}

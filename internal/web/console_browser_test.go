@@ -59,7 +59,8 @@ func TestBrowserConsole(t *testing.T) {
 	b.do("finding order "+orderID, chromedp.SendKeys(chromedp.CSS("#find-q"), orderID), chromedp.Click(chromedp.CSS("#find-button")))
 	b.waitJS("the checkout of order "+orderID, visibleJS("#detail")+` && `+textJS("#d-id")+` === '`+key+`' && `+
 		textJS("#d-order-id")+` === '`+orderID+`' && `+textJS("#d-status")+` === 'PENDING' && `+
-		`!!document.querySelector('#steps-body tr[data-step-name="checkout.placeOrder"]')`, waitTimeout)
+		`!!document.querySelector('#steps-body tr[data-step-name="checkout.placeOrder"]') && `+
+		textJS("#d-ledger")+`.startsWith('reserve -1')`, waitTimeout)
 	if !b.visible("#d-cancel") || b.visible("#d-resume") {
 		b.fatalf("a pending checkout: want Cancel and no Resume")
 	}

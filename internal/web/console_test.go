@@ -130,8 +130,12 @@ type workflowView struct {
 		Error       string `json:"error"`
 		ForkRefused string `json:"fork_refused"`
 	} `json:"steps"`
-	Forks []string   `json:"forks"`
-	Order *orderView `json:"order"`
+	Forks  []string   `json:"forks"`
+	Order  *orderView `json:"order"`
+	Ledger []struct {
+		Delta  int    `json:"delta"`
+		Reason string `json:"reason"`
+	} `json:"ledger"`
 }
 
 // stepID is the id of the workflow's step of that name, or -1.
@@ -299,6 +303,9 @@ func TestConsoleActions(t *testing.T) {
 		fork := op.waitWorkflow(t, forked.ForkID, "SUCCESS", func(v workflowView) bool { return v.Workflow.Status == "SUCCESS" })
 		if fork.Workflow.ForkedFrom != "console-failed" || fork.Order == nil || fork.Order.Status != "DISPATCHED" || fork.Order.PaymentID != failedPayment {
 			t.Errorf("the fork: %+v, want it forked from console-failed with the same order, DISPATCHED", fork)
+		}
+		if len(fork.Ledger) != 1 || fork.Ledger[0].Delta != -1 {
+			t.Errorf("the dispatched order's stock ledger: %+v, want one reservation of 1", fork.Ledger)
 		}
 		if len(listOrders(t, s)) != 2 {
 			t.Errorf("the fork placed an order of its own: %+v", listOrders(t, s))

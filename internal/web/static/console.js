@@ -231,6 +231,9 @@ function renderDetail(d) {
     $('#d-order-status').dataset.status = d.order.status;
     $('#d-order-product').textContent = `${d.order.quantity} × ${d.order.product}`;
     $('#d-order-payment').textContent = d.order.payment_id;
+    $('#d-ledger').textContent = d.ledger.length
+      ? d.ledger.map((e) => `${e.reason} ${e.delta > 0 ? '+' : ''}${e.delta} of product ${e.product_id}`).join(', ')
+      : 'no moves';
   }
   // Only the buttons that would do something: DBOS resumes no SUCCESS or
   // ERROR workflow, and an ended one cannot be cancelled.
