@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/web"
 )
 
 type progressView struct {
@@ -105,4 +106,44 @@ func TestCheckoutProgress(t *testing.T) {
 		}
 
 	})
+}
+
+// TestDrainEndsLiveStreams: at the start of a shutdown the server's event
+// streams end, so that they do not hold the shutdown up for their 45 s.
+func TestDrainEndsLiveStreams(t *testing.T) {
+	t.Parallel()
+	var srv *web.Server
+	s := newTestServerWrapped(t, dbtest.NewDatabase(t, "sqlite"), testConfig, web.Options{}, func(h http.Handler) http.Handler {
+		srv = h.(*web.Server)
+		return h
+	})
+	if r := s.do(t, "POST", "/checkout/drained", ""); r.status != 200 {
+		t.Fatalf("checkout: %d %s", r.status, r.body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", s.URL+"/api/checkouts/drained/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := bufio.NewScanner(resp.Body)
+	for events.Scan() && !strings.HasPrefix(events.Text(), "data: ") {
+	}
+	srv.Drain()
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for events.Scan() {
+		}
+	}()
+	select {
+	case <-ended:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the event stream went on 30 s after the drain began")
+	}
 }
