@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,12 +35,14 @@ type cartPurchase struct {
 
 // postJSON posts body until the shop answers something other than a
 // transport error or a 503 (it is down, or coming back), and returns that.
-// It counts the requests a kill cut in cut.
+// It counts the requests a kill cut in s.cut.
 func (s *shop) postJSON(path, body string, until time.Time) (int, string, error) {
 	for {
+		s.posting.Add(1)
 		resp, err := s.http.Post(s.url()+path, "application/json", strings.NewReader(body))
+		s.posting.Add(-1)
 		if err != nil {
-			cut.Add(1)
+			s.cut.Add(1)
 		}
 		if err == nil {
 			b, readErr := io.ReadAll(resp.Body)
@@ -56,9 +57,6 @@ func (s *shop) postJSON(path, body string, until time.Time) (int, string, error)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-// cut counts the cart requests that a kill cut, in every test.
-var cut atomic.Int64
 
 // cartOf reads the order of a checkout, waiting out a shop that is down.
 func (s *shop) cartOf(key string, until time.Time) (cartOrder, error) {
@@ -131,7 +129,6 @@ func TestKillCartsWithReceipts(t *testing.T) {
 			mu        sync.Mutex
 			purchases []*cartPurchase
 			wg        sync.WaitGroup
-			buying    atomic.Int32
 		)
 		until := time.Now().Add(3 * time.Minute)
 		killsOver := make(chan struct{})
@@ -144,9 +141,7 @@ func TestKillCartsWithReceipts(t *testing.T) {
 					default:
 					}
 					p := &cartPurchase{key: fmt.Sprintf("cart-%d-%d", c, i), late: (c+i)%3 == 2}
-					buying.Add(1)
 					s.buyCart(p, until)
-					buying.Add(-1)
 					mu.Lock()
 					purchases = append(purchases, p)
 					mu.Unlock()
@@ -155,7 +150,8 @@ func TestKillCartsWithReceipts(t *testing.T) {
 		}
 		for range 4 {
 			time.Sleep(time.Duration(200+random.IntN(800)) * time.Millisecond)
-			for waited := time.Now(); buying.Load() == 0 && time.Since(waited) < time.Second; {
+			// The kill lands during a request, if one starts within 2 s.
+			for waited := time.Now(); s.posting.Load() == 0 && time.Since(waited) < 2*time.Second; {
 				time.Sleep(time.Millisecond)
 			}
 			s.kill()
@@ -164,7 +160,7 @@ func TestKillCartsWithReceipts(t *testing.T) {
 		}
 		close(killsOver)
 		wg.Wait()
-		if cut.Load() == 0 {
+		if s.cut.Load() == 0 {
 			t.Errorf("no kill cut a request: the test proved nothing")
 		}
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -49,15 +50,19 @@ func TestMain(m *testing.M) {
 // to that address, as a restarted server would, unless it was taken
 // meanwhile.
 type shop struct {
-	t     testing.TB
-	db    string
-	args  []string
-	env   []string // added to the test's environment, such as SMTP_URL=…
-	cmd   *exec.Cmd
-	done  chan struct{}
-	runs  int
-	http  *http.Client
-	start time.Time // when the current run was started
+	t    testing.TB
+	db   string
+	args []string
+	env  []string // added to the test's environment, such as SMTP_URL=…
+	// posting counts the requests of postJSON under way, for a kill to
+	// land during one.
+	posting atomic.Int32
+	cut     atomic.Int32 // requests of postJSON a kill cut
+	cmd     *exec.Cmd
+	done    chan struct{}
+	runs    int
+	http    *http.Client
+	start   time.Time // when the current run was started
 
 	mu        sync.Mutex
 	log       bytes.Buffer  // everything every run printed
