@@ -391,3 +391,27 @@ func auditBreaches(t testing.TB, s *testServer, header ...string) []string {
 	}
 	return *audit.Breaches
 }
+
+// TestSignInRefusesGuessing: a client that sends wrong tokens is refused,
+// after a few, with 429 and Retry-After, the right token included, until
+// it has waited; another client is not.
+func TestSignInRefusesGuessing(t *testing.T) {
+	t.Parallel()
+	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), testConfig,
+		web.Options{OperatorToken: []byte(consoleToken), BehindProxy: true})
+	const guesser, operator = "203.0.113.7", "198.51.100.9"
+	for i := range 5 {
+		status, body, _ := rawDo(t, s, "POST", "/api/operator/session", `{"token":"guess-`+strconv.Itoa(i)+`"}`, "X-Forwarded-For", guesser)
+		if status != 401 {
+			t.Fatalf("wrong token %d: %d %s, want 401", i, status, body)
+		}
+	}
+	status, body, header := rawDo(t, s, "POST", "/api/operator/session", `{"token":"`+consoleToken+`"}`, "X-Forwarded-For", guesser)
+	if status != 429 || header.Get("Retry-After") == "" || header.Get("Set-Cookie") != "" {
+		t.Errorf("the right token after five wrong ones: %d %s (Retry-After %q), want 429 and no cookie", status, body, header.Get("Retry-After"))
+	}
+	status, body, header = rawDo(t, s, "POST", "/api/operator/session", `{"token":"`+consoleToken+`"}`, "X-Forwarded-For", operator)
+	if status != 200 || header.Get("Set-Cookie") == "" {
+		t.Errorf("another client's right token: %d %s, want 200 with a cookie", status, body)
+	}
+}

@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
 )
@@ -27,6 +30,12 @@ import (
 const (
 	sessionCookie = "widgetstore_operator"
 	sessionTTL    = 12 * time.Hour
+	// signInFailures is how many wrong tokens one client may send a
+	// minute, in a burst of as many, before its sign-ins are refused
+	// with 429 for a while: the token cannot be guessed one try at a time.
+	signInFailures = 5
+	// maxSignInClients bounds the clients whose failures are remembered.
+	maxSignInClients = 10_000
 )
 
 // actorKey holds, in a request's context, who the operator is: "token",
@@ -40,13 +49,14 @@ func actorOf(r *http.Request) string {
 
 // sessions signs and checks the operator's session cookies.
 type sessions struct {
-	key     []byte // nil: no operator token, everyone is the operator
-	mu      sync.Mutex
-	revoked map[string]time.Time // signed-out session ids, until their expiry
+	key      []byte // nil: no operator token, everyone is the operator
+	mu       sync.Mutex
+	revoked  map[string]time.Time     // signed-out session ids, until their expiry
+	failures map[string]*rate.Limiter // wrong tokens, by client
 }
 
 func newSessions(token []byte) *sessions {
-	s := &sessions{revoked: map[string]time.Time{}}
+	s := &sessions{revoked: map[string]time.Time{}, failures: map[string]*rate.Limiter{}}
 	if token != nil {
 		mac := hmac.New(sha256.New, token)
 		mac.Write([]byte("widgetstore operator session"))
@@ -95,6 +105,37 @@ func (s *sessions) revoke(id string, now time.Time) {
 		}
 	}
 	s.revoked[id] = now.Add(sessionTTL)
+}
+
+// signInWait is how long client must wait before it may try a token
+// again; 0 when it may now.
+func (s *sessions) signInWait(client string, now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lim := s.failures[client]
+	if lim == nil || lim.TokensAt(now) >= 1 {
+		return 0
+	}
+	return time.Duration((1 - lim.TokensAt(now)) * float64(time.Minute) / signInFailures)
+}
+
+// failedSignIn counts a wrong token from client.
+func (s *sessions) failedSignIn(client string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.failures) >= maxSignInClients {
+		for c, lim := range s.failures { // forget those that may try fully again
+			if lim.TokensAt(now) >= signInFailures {
+				delete(s.failures, c)
+			}
+		}
+	}
+	lim := s.failures[client]
+	if lim == nil {
+		lim = rate.NewLimiter(rate.Every(time.Minute/signInFailures), signInFailures)
+		s.failures[client] = lim
+	}
+	lim.AllowN(now, 1)
 }
 
 // operatorActor says who the operator making r is, or "" when r does not
@@ -178,8 +219,14 @@ func (s *Server) handleSignIn() http.Handler {
 			writeError(w, r, err)
 			return
 		}
+		client, now := s.guard.clientOf(r), time.Now()
+		if wait := s.sessions.signInWait(client, now); wait > 0 {
+			writeError(w, r, shop.Limitedf(wait, "too many wrong tokens: try again in %.0f s", math.Ceil(wait.Seconds())))
+			return
+		}
 		if !hmac.Equal([]byte(body.Token), s.opts.OperatorToken) {
-			s.logger.Warn("an operator sign-in with a wrong token", "client", s.guard.clientOf(r))
+			s.sessions.failedSignIn(client, now)
+			s.logger.Warn("an operator sign-in with a wrong token", "client", client)
 			writeError(w, r, shop.Errorf(shop.ErrDenied, "wrong operator token"))
 			return
 		}
