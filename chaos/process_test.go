@@ -2,6 +2,7 @@ package chaos_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -54,6 +55,7 @@ type shop struct {
 	db   string
 	args []string
 	env  []string // added to the test's environment, such as SMTP_URL=…
+	bin  string   // the binary it runs: binary unless set (upgrade_test.go)
 	// posting counts the requests of postJSON under way, for a kill to
 	// land during one.
 	posting atomic.Int32
@@ -161,7 +163,7 @@ func (s *shop) startProcess(extra ...string) {
 	out := &stdout{s: s, listening: s.listening}
 	s.mu.Unlock()
 	args := append([]string{"-addr", addr, "-db", s.db}, s.args...)
-	s.cmd = exec.Command(binary, append(args, extra...)...)
+	s.cmd = exec.Command(cmp.Or(s.bin, binary), append(args, extra...)...)
 	s.cmd.Stdout, s.cmd.Stderr = out, s
 	s.cmd.Env = append(os.Environ(), s.env...)
 	// Its own process group, so killing it can take a supervised child too.

@@ -91,6 +91,9 @@ func (c *Checkout) Place(reqCtx context.Context, key string, req Request) (Place
 		return Placement{}, shop.Errorf(shop.ErrConflict, "%s: nothing was charged and the order is cancelled; try again with a new key", placed.Failed)
 	case placed.Failed != "":
 		return Placement{}, fmt.Errorf("checkout %s could not place its order: %s", key, placed.Failed)
+	case placed.Screened:
+		wait := max(time.Until(placed.HeldUntil), time.Second)
+		return Placement{}, shop.Limitedf(wait, "your last %d payments were all refused: try again in %.0f s", screenStreak, math.Ceil(wait.Seconds()))
 	case placed.Limited:
 		// The client may try again, with a new key, once the first of its
 		// pending orders reaches its payment deadline: paid, refused or

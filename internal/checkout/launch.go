@@ -16,16 +16,36 @@ import (
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
-// ApplicationVersion is recorded with every workflow. DBOS recovers only the
-// workflows of its own version, and its default is a hash of the binary, so
-// any rebuild would strand the workflows in flight. Change it only with a
-// change to the workflows that old executions could not replay.
+// ApplicationVersion is recorded with every workflow. DBOS recovers and
+// dequeues only the workflows of its own version, and its default is a
+// hash of the binary, so any rebuild would strand the workflows in flight.
+// It names the sequence of steps that a new checkout takes: a build that
+// changes it (a step added, removed or moved, behind dbos.Patch) gets a new
+// version, so that instances of an older build, which would fail on the
+// new checkouts' histories, never run them; and it lists in
+// AdoptedVersions the older versions whose checkouts it finishes. The
+// README's "Changing a workflow" says how.
 //
 // widgetstore-2: the checkout places its order in one step, waits for the
 // webhook's word with Recv and dispatches inline; the payment and dispatch
 // workflows of widgetstore-1 are gone, and a build of this version does not
 // run the checkouts a widgetstore-1 build left in flight.
-const ApplicationVersion = "widgetstore-2"
+//
+// widgetstore-3: the checkout screens its order (checkout.screenOrder,
+// behind the patch "screenOrder") before it places it; the checkouts of
+// widgetstore-2 replay without it.
+const ApplicationVersion = "widgetstore-3"
+
+// AdoptedVersions are the older application versions whose workflows this
+// build finishes: the histories of every workflow registered here (the
+// checkout's, and the refunds', the retention's and the others', which
+// have not changed since) replay on its code; dbos.Patch takes the
+// checkouts down their old path. At launch it takes on those that its own
+// instance left pending, and those waiting on DBOS's recovery queue
+// (store.DB.AdoptWorkflows); taking over a silent instance, that
+// instance's. A version is dropped from the list when a build can no
+// longer replay its histories (dbos.DeprecatePatch).
+var AdoptedVersions = []string{"widgetstore-2"}
 
 // LaunchConfig is what Launch needs besides the database.
 type LaunchConfig struct {
@@ -64,7 +84,7 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	cfg.Checkout.RefundAttempts = cmp.Or(cfg.Checkout.RefundAttempts, DefaultConfig.RefundAttempts)
 	cfg.Checkout.RefundBackoff = cmp.Or(cfg.Checkout.RefundBackoff, DefaultConfig.RefundBackoff)
 	config := dbos.Config{
-		AppName:            "widgetstore",
+		AppName:            appName,
 		ApplicationVersion: ApplicationVersion,
 		ExecutorID:         cfg.ExecutorID,
 		Logger:             DBOSLogger(cfg.Logger),
@@ -77,6 +97,9 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	dbosCtx, err := dbos.NewContext(context.WithoutCancel(ctx), config)
 	if err != nil {
 		return nil, fmt.Errorf("initializing DBOS: %w", err)
+	}
+	if err := adopt(ctx, db, dbosCtx, dbos.GetExecutorID(dbosCtx), cfg.Logger); err != nil {
+		return nil, err
 	}
 	var ds *dbos.DataSource
 	if db.SQLite != nil {

@@ -38,6 +38,11 @@ func (c *Checkout) TakeOver(ctx context.Context, executorID string, silence time
 			c.logger.Warn("looking for silent instances", slog.Any("error", err))
 		}
 		for _, id := range silent {
+			// Its checkouts of older versions too: this build finishes them.
+			if err := adopt(ctx, c.db, c.dbosCtx, id, c.logger); err != nil {
+				c.logger.Error("taking over a silent instance's workflows", "instance", id, slog.Any("error", err))
+				continue
+			}
 			recovered, err := runtime.RecoverPendingWorkflows([]string{id})
 			if err != nil {
 				c.logger.Error("taking over a silent instance's workflows", "instance", id, slog.Any("error", err))

@@ -75,6 +75,9 @@ type placement struct {
 	PaymentDeadline time.Time `json:",omitzero"`
 	IntentID        string    `json:",omitempty"`
 	PayURL          string    `json:",omitempty"`
+	// Screened: nothing was placed, the screening refused the client
+	// until HeldUntil (see screen).
+	Screened bool `json:",omitempty"`
 }
 
 // lines is what the placement's checkout was asked for, cart or not.
@@ -108,6 +111,9 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 	}
 	defer c.watch.noteReturned(checkoutID)
 	c.metrics.started.Inc()
+	if ended, err := c.screen(ctx, req); ended {
+		return Result{}, err // patched: see screen.go
+	}
 	placedOrder, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (store.Placed, error) {
 		return store.PlaceOrder(ctx, tx, store.NewOrder{
 			CheckoutID:       checkoutID,

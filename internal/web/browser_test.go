@@ -537,8 +537,16 @@ func (b *browser) waitJS(what, expr string, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(b.ctx, timeout+actionTimeout)
 	defer cancel()
 	start := time.Now()
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
+	var err error
+	for {
+		_, err = chromedp.Run(ctx, chromedp.Poll[bool](expr,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout-time.Since(start))))
+		// A form's submission navigates while the poll runs: poll the new page.
+		if err == nil || !strings.Contains(err.Error(), "navigated") || time.Since(start) > timeout {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if errors.Is(err, chromedp.ErrPollingTimeout) {
 		b.fatalf("waited %v for %s; the page did not show it", time.Since(start).Round(time.Millisecond), what)
 	}
@@ -756,4 +764,67 @@ func getJSON(t *testing.T, s *testServer, path string, v any) {
 	if err := json.Unmarshal([]byte(r.body), v); err != nil {
 		t.Fatalf("GET %s: %v: %s", path, err, r.body)
 	}
+}
+
+// TestBrowserCart buys a cart of two products on the page, pays it on the
+// demo provider's page, and follows it to DISPATCHED; then checks out a
+// second cart, lets its deadline pass with the provider's page open, pays
+// there anyway, and sees the shop's page say the payment was refunded.
+func TestBrowserCart(t *testing.T) {
+	t.Parallel()
+	chromium := findChromium(t)
+	cfg := browserConfig
+	cfg.PaymentTimeout = 4 * time.Second
+	s := newTestServer(t, dbtest.NewDatabase(t, "sqlite"), cfg)
+	b := newBrowser(t, chromium)
+	b.do("opening the page", chromedp.Navigate(s.URL))
+	b.waitJS("the product cards", `document.querySelectorAll('.product[data-product-id]').length === 4`, waitTimeout)
+
+	fillCart := func() {
+		b.setQuantity(1, 2)
+		b.do("adding 2 of product 1", chromedp.Click(chromedp.CSS(productSel(1, ".add"))))
+		b.setQuantity(4, 1)
+		b.do("adding 1 of product 4", chromedp.Click(chromedp.CSS(productSel(4, ".add"))))
+		b.waitJS("two lines in the cart", `document.querySelectorAll('#cart-body tr').length === 2`, waitTimeout)
+		b.do("changing product 4 to 3", chromedp.Evaluate[chromedp.Void](`{
+			const input = document.querySelector('#cart-body tr[data-product-id="4"] input');
+			input.value = '3';
+			input.dispatchEvent(new Event('change', {bubbles: true}));
+		}`))
+		if got, want := b.text("#cart-total"), "$238.95"; got != want { // 2 × 99.99 + 3 × 12.99
+			b.fatalf("the cart's total reads %q, want %q", got, want)
+		}
+	}
+	payURL := func() string {
+		b.waitJS("the order's pay link", visibleJS("#cart-pay")+` && document.querySelector('#cart-pay-link').href !== ''`, waitTimeout)
+		return runT(b, "reading the pay link", chromedp.Evaluate[string](`document.querySelector('#cart-pay-link').href`))
+	}
+
+	// A cart paid in time.
+	fillCart()
+	b.do("removing nothing, checking out", chromedp.Click(chromedp.CSS("#cart-checkout")))
+	link := payURL()
+	if got := b.text("#cart-order-total"); got != "$238.95" {
+		b.fatalf("the order's total reads %q, want $238.95", got)
+	}
+	b.do("opening the provider's page", chromedp.Navigate(link))
+	b.do("paying on it", chromedp.Click(chromedp.CSS("#pay")))
+	b.waitJS("the provider's page saying it went through", `document.querySelector('#settled')?.textContent.includes('went through')`, waitTimeout)
+	b.do("back to the shop", chromedp.Navigate(s.URL))
+	b.waitJS("the cart's order DISPATCHED", textJS("#cart-order-status")+` === 'DISPATCHED'`, dispatchTimeout)
+
+	// A cart paid after its deadline: the page stops offering to pay, and
+	// then says the late payment was refunded.
+	b.do("closing the order", chromedp.Click(chromedp.CSS("#cart-order-close")))
+	fillCart()
+	b.do("removing product 1", chromedp.Click(chromedp.CSS(`#cart-body tr[data-product-id="1"] .cart-remove`)))
+	b.do("checking out", chromedp.Click(chromedp.CSS("#cart-checkout")))
+	link = payURL()
+	b.waitJS("the deadline passed: no pay link", `!`+visibleJS("#cart-pay")+` && `+textJS("#cart-order-status")+` === 'CANCELLED'`, waitTimeout)
+	b.do("opening the provider's page, late", chromedp.Navigate(link))
+	b.do("paying on it anyway", chromedp.Click(chromedp.CSS("#pay")))
+	b.waitJS("the provider's page saying it went through", `document.querySelector('#settled')?.textContent.includes('went through')`, waitTimeout)
+	b.do("back to the shop", chromedp.Navigate(s.URL))
+	b.waitJS("the refund shown", textJS("#cart-order-note")+`.includes('refunded')`, dispatchTimeout)
+	b.checkConsole()
 }

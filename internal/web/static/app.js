@@ -296,6 +296,32 @@ function showPayment(p) {
   setPaymentBusy(false);
   $('#payment').hidden = false;
   $('#payment').scrollIntoView({ block: 'nearest' });
+  paymentDeadline = 0;
+  $('#payment-deadline').textContent = '…';
+  $('#pay').hidden = $('#refuse').hidden = false;
+  readPaymentDeadline(p);
+}
+
+// The deadline the checkout recorded for the payment shown: the buttons go
+// once it has passed, since the order can no longer be paid.
+let paymentDeadline = 0;
+
+async function readPaymentDeadline(p) {
+  const { data } = await getJson(`/api/payments/${encodeURIComponent(p.payment_id)}`);
+  if (payment !== p || !data) return;
+  paymentDeadline = new Date(data.payment_deadline).getTime() || 0;
+  tickPaymentDeadline();
+}
+
+function tickPaymentDeadline() {
+  if (!payment || !paymentDeadline) return;
+  const left = Math.ceil((paymentDeadline - Date.now()) / 1000);
+  $('#payment-deadline').textContent = left > 0 ? `${formatTime(new Date(paymentDeadline).toISOString())} (${left} s left)` : 'passed: the order can no longer be paid';
+  $('#pay').hidden = $('#refuse').hidden = left <= 0;
+  if (left <= 0) {
+    paymentDeadline = 0; // once: its order is shown from here on
+    trackPayment(payment.payment_id, true);
+  }
 }
 
 function closePayment() {
@@ -336,15 +362,14 @@ async function settlePayment(outcome) {
 // A restored payment may have been settled, or have timed out, while the page
 // was away: then show its order instead (renderOrder ends the purchase).
 async function recheckPayment(p) {
-  const { data } = await getJson('/orders');
-  const order = Array.isArray(data) && data.find((o) => o.payment_id === p.payment_id);
+  const { data: order } = await getJson(`/api/payments/${encodeURIComponent(p.payment_id)}`);
   if (order && payment === p && statusOf(order) !== 'PENDING') openOrder(order.order_id);
 }
 
-// Checkout only returns a payment id, so find its order through the list.
+// Checkout only returns a payment id: its order is found by it (the
+// orders list shows no payment ids in production).
 async function trackPayment(paymentId, quiet = false) {
-  const { data } = await getJson('/orders');
-  const order = Array.isArray(data) && data.find((o) => o.payment_id === paymentId);
+  const { data: order } = await getJson(`/api/payments/${encodeURIComponent(paymentId)}`);
   if (order) openOrder(order.order_id);
   else if (!quiet) say('No order found for this payment yet; try again in a moment.', 'error');
 }
@@ -593,6 +618,7 @@ document.addEventListener('DOMContentLoaded', () => {
     if (button) resume(button);
   });
 
+  setInterval(tickPaymentDeadline, 250);
   every(PRODUCTS_POLL_MS, refreshProducts);
   every(ORDERS_POLL_MS, refreshOrders); // doubles as the heartbeat that clears the banner
   showOperator();

@@ -1,12 +1,14 @@
 // The durability story beside the order: the checkout's checkpoints as the
 // server records them, pushed by server-sent events (polled where the
 // browser has no EventSource), with the moments the server went away and
-// came back. It reads the purchase's key from what app.js keeps in
-// localStorage, and touches nothing of app.js's.
+// came back. It reads the purchase's key from what app.js and cart.js keep
+// in localStorage, and touches nothing of theirs.
 'use strict';
 
 (() => {
-  const PURCHASE = 'widgetstore.purchase'; // app.js's
+  // Where app.js and cart.js keep the checkout under way (each: its key,
+  // or an object with .key): the newest key seen in any is the one shown.
+  const SOURCES = ['widgetstore.purchase', 'widgetstore.cartCheckout', 'widgetstore.cartOrder'];
   const OWN = 'widgetstore.durability'; // the key of the checkout shown here, kept after the purchase ends
   const POLL_MS = 1000;
   const ENDED = new Set(['SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
@@ -30,12 +32,26 @@
   let events = []; // {at, text, kind}: the server going away and coming back, as this page saw it
   let down = false;
 
-  function storedKey() {
+  const seen = {}; // source -> the key last read there
+
+  function keyIn(source) {
     try {
-      const purchase = JSON.parse(localStorage.getItem(PURCHASE));
-      if (purchase && typeof purchase.key === 'string') return purchase.key;
+      const value = JSON.parse(localStorage.getItem(source));
+      if (typeof value === 'string') return value;
+      if (value && typeof value.key === 'string') return value.key;
     } catch { /* not JSON */ }
-    return localStorage.getItem(OWN);
+    return null;
+  }
+
+  // A key that appeared in one of the sources since the last look, or null.
+  function newKey() {
+    let found = null;
+    for (const source of SOURCES) {
+      const k = keyIn(source);
+      if (k && k !== seen[source]) found = k;
+      seen[source] = k;
+    }
+    return found;
   }
 
   function stop() {
@@ -147,9 +163,9 @@
   }
 
   document.addEventListener('DOMContentLoaded', () => {
-    watch(storedKey());
-    // app.js writes a new purchase's key before it sends the checkout.
-    window.addEventListener('storage', () => watch(storedKey())); // other tabs
-    setInterval(() => watch(storedKey()), 300); // this tab
+    watch(newKey() ?? localStorage.getItem(OWN));
+    // The pages write a new purchase's key before they send its checkout.
+    window.addEventListener('storage', () => watch(newKey())); // other tabs
+    setInterval(() => watch(newKey()), 300); // this tab
   });
 })();

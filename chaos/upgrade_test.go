@@ -1,0 +1,310 @@
+package chaos_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
+	"github.com/widgetstore/widgetstore/internal/dbtest"
+)
+
+// previousRelease is the shop as it was released before the checkout
+// screened its orders (main before the screening was merged): application
+// version widgetstore-2, whose checkouts start with checkout.placeOrder. The upgrade tests build it from the
+// repository's history, so that the old binary is the old code itself,
+// not today's code with a switch turned off; the only setting it needs is
+// a clone with that history, which CI's clone of main has.
+const previousRelease = "07bb1ab1dfbe30258b4e3c2e8b27cda7af78758a"
+
+var previous struct {
+	once   sync.Once
+	binary string
+	err    error
+}
+
+// previousBinary builds previousRelease once for all the tests, with the
+// same flags as binary, beside it.
+func previousBinary(t *testing.T) string {
+	t.Helper()
+	previous.once.Do(func() { previous.binary, previous.err = buildRelease(previousRelease) })
+	if previous.err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("building the previous release: %v", previous.err)
+		}
+		t.Skipf("building the previous release from git history: %v", previous.err)
+	}
+	return previous.binary
+}
+
+// buildRelease builds the shop of a commit: its tree, taken with git
+// archive into a directory beside binary, then built with buildFlags.
+func buildRelease(commit string) (string, error) {
+	dir := filepath.Join(filepath.Dir(binary), "release-"+commit[:12])
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err
+	}
+	archive := exec.Command("git", "archive", "--format=tar", commit)
+	archive.Dir = ".." // the repository's root
+	extract := exec.Command("tar", "-x", "-C", src)
+	var err error
+	if extract.Stdin, err = archive.StdoutPipe(); err != nil {
+		return "", err
+	}
+	var archiveErr, extractErr outputBuffer
+	archive.Stderr, extract.Stderr = &archiveErr, &extractErr
+	if err := extract.Start(); err != nil {
+		return "", err
+	}
+	if err := archive.Run(); err != nil {
+		extract.Wait()
+		return "", fmt.Errorf("git archive %s (a clone without that commit in its history?): %w: %s", commit, err, archiveErr.String())
+	}
+	if err := extract.Wait(); err != nil {
+		return "", fmt.Errorf("extracting %s: %w: %s", commit, err, extractErr.String())
+	}
+	out := filepath.Join(dir, "widgetstore")
+	build := exec.Command("go", append(append([]string{"build", "-o", out}, buildFlags...), "./cmd/widgetstore")...)
+	build.Dir = src
+	if output, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %w\n%s", commit, err, output)
+	}
+	return out, nil
+}
+
+// outputBuffer collects a command's standard error.
+type outputBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *outputBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *outputBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
+
+// The first steps of a checkout on each path: widgetstore-2's places its
+// order first; widgetstore-3's records the patch, then screens the order.
+var (
+	oldPath = []string{"checkout.placeOrder"}
+	newPath = []string{"DBOS.patch-screenOrder", "checkout.screenOrder", "checkout.placeOrder"}
+)
+
+// checkPaths fails the test unless every checkout of oldKeys took the old
+// path from start to end, every one of newKeys the new, and every one
+// finished (SUCCESS), as DBOS's records say. On SQLite the shop must be
+// stopped: one handle on the file at a time.
+func checkPaths(t *testing.T, url string, oldKeys, newKeys []string) {
+	t.Helper()
+	client, err := dbos.NewClient(context.Background(), dbos.ClientConfig{DatabaseURL: url, AppName: "widgetstore"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dbos.Shutdown(client, 10*time.Second)
+	check := func(keys []string, want []string) {
+		for _, key := range keys {
+			steps, err := dbos.GetWorkflowSteps(client, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, step := range steps {
+				names = append(names, step.StepName)
+			}
+			screened := slices.Contains(names, "checkout.screenOrder") || slices.Contains(names, "DBOS.patch-screenOrder")
+			if !slices.Equal(names[:min(len(want), len(names))], want) || screened != (len(want) > 1) ||
+				!slices.Contains(names, "checkout.markDispatched") {
+				t.Errorf("checkout %s took the steps %q, want %q first, the screening once or never, and the dispatch", key, names, want)
+			}
+		}
+	}
+	check(oldKeys, oldPath)
+	check(newKeys, newPath)
+	statuses, err := dbos.ListWorkflows(client, dbos.WithFilterWorkflowIDs(append(slices.Clone(oldKeys), newKeys...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(statuses) != len(oldKeys)+len(newKeys) {
+		t.Errorf("%d checkouts recorded, want %d", len(statuses), len(oldKeys)+len(newKeys))
+	}
+	for _, st := range statuses {
+		if st.Status != dbos.WorkflowStatusSuccess {
+			t.Errorf("checkout %s is %s (%v), version %s", st.ID, st.Status, st.Error, st.ApplicationVersion)
+		}
+	}
+	versions, err := dbos.ListApplicationVersions(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range versions {
+		names = append(names, v.Name)
+	}
+	if !slices.Equal(names, []string{"widgetstore-3", "widgetstore-2"}) {
+		t.Errorf("application versions, newest first: %q, want widgetstore-3 then widgetstore-2", names)
+	}
+}
+
+// upgradeArgs make a dispatch last 10 s, long enough to be killed in, and
+// give a payment two minutes, longer than any test waits; an instance
+// silent for 3 s is taken over.
+var upgradeArgs = []string{"-payment-timeout", "2m", "-dispatch-steps", "100", "-dispatch-interval", "100ms", "-takeover-after", "3s"}
+
+// takeoverLine is what an instance logs when it takes a silent one over,
+// in the previous release as today.
+const takeoverLine = "took over the workflows of a silent instance"
+
+// midDispatch is an order paid and not yet dispatched.
+func midDispatch(o order) bool { return o.Status == "PAID" && o.ProgressRemaining < 100 }
+
+// TestUpgradeWithCheckoutsInFlight runs the previous release, starts
+// checkouts on it, some waiting for their payment and some paid and being
+// dispatched, kills it (SIGKILL) and starts today's shop on the same
+// database: every checkout of the old release finishes on the old path,
+// without the screening, every new one is screened, and the books
+// balance.
+func TestUpgradeWithCheckoutsInFlight(t *testing.T) {
+	t.Parallel()
+	old := previousBinary(t)
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
+		s := newShop(t, url, upgradeArgs...)
+		s.bin = old
+		s.run()
+		waiting := []string{s.mustPost("/checkout/old-waiting-1"), s.mustPost("/checkout/old-waiting-2")}
+		dispatching := []string{
+			s.mustPost("/payment_webhook/" + s.mustPost("/checkout/old-dispatching-1") + "/paid"),
+			s.mustPost("/payment_webhook/" + s.mustPost("/checkout/old-dispatching-2") + "/paid"),
+		}
+		for _, id := range dispatching {
+			s.awaitOrder(id, "being dispatched", midDispatch)
+		}
+		for _, id := range dispatching {
+			if o := s.order(id); o.Status != "PAID" {
+				t.Fatalf("order %s is %s at the upgrade, want PAID and being dispatched: the test proves nothing", id, o.Status)
+			}
+		}
+
+		s.kill()
+		s.bin = "" // today's
+		s.run()
+		if out := s.runOutput(); !strings.Contains(out, "took on the workflows of older versions") {
+			t.Errorf("today's shop did not say it took on the previous release's checkouts:\n%s", out)
+		}
+		for _, pay := range waiting {
+			dispatching = append(dispatching, s.mustPost("/payment_webhook/"+pay+"/paid"))
+		}
+		dispatching = append(dispatching,
+			s.mustPost("/payment_webhook/"+s.mustPost("/checkout/new-1")+"/paid"),
+			s.mustPost("/payment_webhook/"+s.mustPost("/checkout/new-2")+"/paid"))
+		for _, id := range dispatching {
+			s.awaitOrder(id, "DISPATCHED", isDispatched)
+		}
+		s.audit(6)
+		s.stop()
+		checkPaths(t, url,
+			[]string{"old-waiting-1", "old-waiting-2", "old-dispatching-1", "old-dispatching-2"},
+			[]string{"new-1", "new-2"})
+	})
+}
+
+// TestRollingUpgrade upgrades two instances sharing one PostgreSQL one at
+// a time, as a rolling deployment does: A and B run the previous release;
+// A is replaced by today's shop while B still runs the old one, A is
+// killed once more meanwhile and B, old, takes it over before it comes
+// back, then B is replaced.
+// Checkouts start throughout, on either instance, and are paid through
+// either: every one finishes, the old ones on the old path and the new
+// ones screened, and the books balance.
+//
+// An old instance cannot run a screened checkout: its code would meet the
+// patch's marker where it expects checkout.placeOrder, and DBOS fails the
+// checkout (UnexpectedStep), its order left holding its stock. It never
+// meets one: the screened checkouts are widgetstore-3's, and DBOS recovers
+// and dequeues only the workflows of an instance's own version. When B,
+// old, takes A over, it recovers none of them, and A's restart re-enqueues
+// them for recovery while B is old: only A may take them. (With one
+// version for both builds, DBOS__APPVERSION=widgetstore-2, B recovers them
+// and they fail.)
+func TestRollingUpgrade(t *testing.T) {
+	t.Parallel()
+	old := previousBinary(t)
+	url := dbtest.NewDatabase(t, "postgres")
+	a := newShop(t, url, append(upgradeArgs, "-executor-id", "instance-a")...)
+	b := newShop(t, url, append(upgradeArgs, "-executor-id", "instance-b")...)
+	a.bin, b.bin = old, old
+	a.startProcess("-supervise=false")
+	b.startProcess("-supervise=false")
+	a.awaitHealthy()
+	b.awaitHealthy()
+
+	// Both old.
+	waiting := map[string]*shop{ // payment id: the instance to pay it through
+		a.mustPost("/checkout/a-old-waiting"): b,
+		b.mustPost("/checkout/b-old-waiting"): a,
+	}
+	orders := []string{
+		b.mustPost("/payment_webhook/" + a.mustPost("/checkout/a-old-dispatching") + "/paid"),
+		a.mustPost("/payment_webhook/" + b.mustPost("/checkout/b-old-dispatching") + "/paid"),
+	}
+	for _, id := range orders {
+		a.awaitOrder(id, "being dispatched", midDispatch)
+	}
+
+	// A today's, B old.
+	a.kill()
+	a.bin = ""
+	a.run()
+	waiting[a.mustPost("/checkout/a-new-waiting")] = b // a screened checkout, paid through an old instance
+	waiting[b.mustPost("/checkout/b-old-later")] = a   // an old one, started on the old instance after the upgrade began
+	orders = append(orders, b.mustPost("/payment_webhook/"+a.mustPost("/checkout/a-new-dispatching")+"/paid"))
+	a.awaitOrder(orders[len(orders)-1], "being dispatched", midDispatch)
+	// A dies and stays down until B, old, has taken it over: B recovers
+	// none of A's screened checkouts, and A finishes them when it is back.
+	tookOver := strings.Count(b.output(), takeoverLine)
+	a.kill()
+	deadline := time.Now().Add(time.Minute)
+	for strings.Count(b.output(), takeoverLine) == tookOver {
+		if time.Now().After(deadline) {
+			t.Fatalf("B did not take A over within a minute of A's death:\n%s", b.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // B's queue would have run them by now, were they its version's
+	a.run()
+
+	// Both today's.
+	b.kill()
+	b.bin = ""
+	b.run()
+	waiting[b.mustPost("/checkout/b-new-waiting")] = a
+	for pay, through := range waiting {
+		orders = append(orders, through.mustPost("/payment_webhook/"+pay+"/paid"))
+	}
+	for _, id := range orders {
+		a.awaitOrder(id, "DISPATCHED", isDispatched)
+	}
+	a.audit(len(orders))
+	checkPaths(t, url,
+		[]string{"a-old-waiting", "b-old-waiting", "a-old-dispatching", "b-old-dispatching", "b-old-later"},
+		[]string{"a-new-waiting", "a-new-dispatching", "b-new-waiting"})
+	a.stop()
+	b.stop()
+}
