@@ -243,12 +243,18 @@ func TestConsoleActions(t *testing.T) {
 		// Forked from after its order was placed, the cancelled checkout's
 		// fork carries on with the same order; the original may then not
 		// be resumed as well.
-		status, body := op.do(t, "POST", "/api/workflows/console-pending/fork", `{"start_step": 1}`)
+		afterPlace := -1 // the first step recorded after the order was placed
+		for _, step := range pending.Steps {
+			if step.ID > pending.stepID("checkout.placeOrder") && afterPlace < 0 {
+				afterPlace = step.ID
+			}
+		}
+		status, body := op.do(t, "POST", "/api/workflows/console-pending/fork", `{"start_step": `+strconv.Itoa(afterPlace)+`}`)
 		var pendingFork struct {
 			ForkID string `json:"fork_id"`
 		}
 		if err := json.Unmarshal([]byte(body), &pendingFork); status != 202 || err != nil || pendingFork.ForkID == "" {
-			t.Fatalf("forking the cancelled checkout from step 1: %d %s", status, body)
+			t.Fatalf("forking the cancelled checkout from step %d, after placeOrder: %d %s", afterPlace, status, body)
 		}
 		if v := op.waitWorkflow(t, pendingFork.ForkID, "its order", func(v workflowView) bool { return v.Order != nil }); v.Order.ID != orders[0].ID {
 			t.Errorf("the fork's order: %+v, want the original's, %d", v.Order, orders[0].ID)

@@ -14,6 +14,7 @@
   const ENDED = new Set(['SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
   // What each recorded step means to a shopper. Unknown names show as they are.
   const LABELS = {
+    'checkout.screenOrder': 'Checked for a card tester\'s trail',
     'checkout.placeOrder': 'Order placed and stock reserved',
     'DBOS.setEvent': 'Payment id handed to your browser',
     'DBOS.recv': 'Payment received',
@@ -21,6 +22,10 @@
     'checkout.cancelUnpaid': 'Unpaid order cancelled, stock released',
     'checkout.markDispatched': 'Order dispatched',
   };
+
+  // DBOS marks a patched workflow with a step of its own, "DBOS.patch-<name>".
+  const label = (name) => LABELS[name] ?? (name.startsWith('DBOS.patch-')
+    ? 'Which version of the code runs it, noted, so a restart replays the same' : name);
 
   const $ = (selector) => document.querySelector(selector);
   const clock = (iso) => new Date(iso).toLocaleTimeString();
@@ -144,7 +149,7 @@
     $('#durability').hidden = false;
     const entries = progress.checkpoints.map((c) => ({
       at: c.completed_at || c.started_at,
-      el: item(`${LABELS[c.name] ?? c.name}${c.failed ? ' — failed' : ''}`, c.completed_at || c.started_at,
+      el: item(`${label(c.name)}${c.failed ? ' — failed' : ''}`, c.completed_at || c.started_at,
         c.failed ? 'checkpoint failed' : 'checkpoint', c),
     }));
     if (Date.parse(progress.server_started_at) > Date.parse(progress.created_at)) {
