@@ -101,10 +101,10 @@ func (b *outputBuffer) String() string {
 }
 
 // The first steps of a checkout on each path: widgetstore-2's places its
-// order first; widgetstore-3's records the patch, then screens the order.
+// order first; widgetstore-3's records the patch, then places it, screened.
 var (
 	oldPath = []string{"checkout.placeOrder"}
-	newPath = []string{"DBOS.patch-screenOrder", "checkout.screenOrder", "checkout.placeOrder"}
+	newPath = []string{"DBOS.patch-screenOrder", "checkout.placeOrder"}
 )
 
 // checkPaths fails the test unless every checkout of oldKeys took the old
@@ -128,7 +128,7 @@ func checkPaths(t *testing.T, url string, oldKeys, newKeys []string) {
 			for _, step := range steps {
 				names = append(names, step.StepName)
 			}
-			screened := slices.Contains(names, "checkout.screenOrder") || slices.Contains(names, "DBOS.patch-screenOrder")
+			screened := slices.Contains(names, "DBOS.patch-screenOrder")
 			if !slices.Equal(names[:min(len(want), len(names))], want) || screened != (len(want) > 1) ||
 				!slices.Contains(names, "checkout.markDispatched") {
 				t.Errorf("checkout %s took the steps %q, want %q first, the screening once or never, and the dispatch", key, names, want)

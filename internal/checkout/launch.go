@@ -31,8 +31,8 @@ import (
 // workflows of widgetstore-1 are gone, and a build of this version does not
 // run the checkouts a widgetstore-1 build left in flight.
 //
-// widgetstore-3: the checkout screens its order (checkout.screenOrder,
-// behind the patch "screenOrder") before it places it; the checkouts of
+// widgetstore-3: the checkout screens its order in placeOrder's
+// transaction, behind the patch "screenOrder"; the checkouts of
 // widgetstore-2 replay without it.
 const ApplicationVersion = "widgetstore-3"
 

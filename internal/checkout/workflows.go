@@ -111,8 +111,11 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 	}
 	defer c.watch.noteReturned(checkoutID)
 	c.metrics.started.Inc()
-	if ended, err := c.screen(ctx, req); ended {
-		return Result{}, err // patched: see screen.go
+	screen, err := c.screening(ctx, req)
+	if err != nil {
+		placed := asked(req)
+		placed.Failed = err.Error()
+		return Result{}, errors.Join(err, dbos.SetEvent(ctx, EventPlaced, placed))
 	}
 	placedOrder, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (store.Placed, error) {
 		return store.PlaceOrder(ctx, tx, store.NewOrder{
@@ -125,6 +128,7 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 			DispatchInterval: c.cfg.DispatchInterval,
 			Client:           req.Client,
 			ClientLimit:      c.cfg.PendingUnitsPerClient,
+			Screen:           screen,
 		})
 	}, dbos.WithStepName("checkout.placeOrder"))
 	placed := asked(req)
@@ -132,6 +136,13 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 		// Tell the waiting client now rather than at its timeout.
 		placed.Failed = err.Error()
 		return Result{}, errors.Join(err, dbos.SetEvent(ctx, EventPlaced, placed))
+	}
+	if placedOrder.Screened {
+		// Limited and HeldUntil as well as Screened: a widgetstore-2
+		// instance asked for this key during a rolling upgrade knows only
+		// those, and answers 429 with the right Retry-After.
+		placed.Screened, placed.Limited, placed.HeldUntil = true, true, placedOrder.HeldUntil
+		return Result{}, dbos.SetEvent(ctx, EventPlaced, placed)
 	}
 	if placedOrder.Limited {
 		// Refused, not failed: the step's output says so and replays the

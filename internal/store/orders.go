@@ -34,6 +34,16 @@ type NewOrder struct {
 	// ClientLimit is how many units Client may hold in orders awaiting
 	// payment, this one's included; 0: no limit.
 	ClientLimit int
+	// Screen, when its Streak is set, refuses a client whose last Streak
+	// orders, all placed within Window, were all refused by the payment
+	// provider (RefusalStreak).
+	Screen Screen
+}
+
+// Screen is the screening of a client's order: see NewOrder.
+type Screen struct {
+	Streak int
+	Window time.Duration
 }
 
 // Placed is what PlaceOrder did: the order it placed or found, or nothing
@@ -51,6 +61,9 @@ type Placed struct {
 	// Unavailable lists, for an order cancelled out of stock, the lines
 	// that could not be had and what was in stock when they were asked.
 	Unavailable []shop.Shortage `json:",omitempty"`
+	// Screened says that nothing was placed: the screening refused the
+	// client until HeldUntil.
+	Screened bool `json:",omitempty"`
 }
 
 // PlaceOrder inserts the order and its lines, priced from the catalog, and
@@ -65,20 +78,22 @@ type Placed struct {
 // shop.ErrNotFound.
 func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (Placed, error) {
 	units := shop.Units(o.Lines)
+	if o.Screen.Streak > 0 && o.Client != "" {
+		until, err := RefusalStreak(ctx, tx, o.Client, o.Screen.Streak, time.Now().Add(-o.Screen.Window), o.Screen.Window)
+		if err != nil {
+			return Placed{}, err
+		}
+		if !until.IsZero() {
+			return refused(ctx, tx, o.CheckoutID, Placed{Screened: true, HeldUntil: until})
+		}
+	}
 	if o.ClientLimit > 0 && o.Client != "" {
 		held, until, err := pendingUnits(ctx, tx, o.Client)
 		if err != nil {
 			return Placed{}, err
 		}
 		if held+units > o.ClientLimit {
-			existing, err := OrderByCheckoutID(ctx, tx, o.CheckoutID)
-			if err == nil {
-				return Placed{Order: existing}, nil
-			}
-			if !errors.Is(err, shop.ErrNotFound) {
-				return Placed{}, err
-			}
-			return Placed{Limited: true, Held: held, HeldUntil: until}, nil
+			return refused(ctx, tx, o.CheckoutID, Placed{Limited: true, Held: held, HeldUntil: until})
 		}
 	}
 
@@ -123,6 +138,20 @@ func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (Placed, error
 		return Placed{Order: order, Unavailable: shortages}, setStatus(ctx, tx, order.ID, shop.StatusPending, shop.StatusCancelled, shop.ReasonOutOfStock, now)
 	}
 	return Placed{Order: order}, nil
+}
+
+// refused is what PlaceOrder answers when a limit refuses the checkout:
+// the refusal, or the order the checkout placed already, in a run whose
+// records were deleted since (retention).
+func refused(ctx context.Context, tx dbos.Querier, checkoutID string, refusal Placed) (Placed, error) {
+	existing, err := OrderByCheckoutID(ctx, tx, checkoutID)
+	if err == nil {
+		return Placed{Order: existing}, nil
+	}
+	if !errors.Is(err, shop.ErrNotFound) {
+		return Placed{}, err
+	}
+	return refusal, nil
 }
 
 // productColumn reads an integer column of the lines' products, by product

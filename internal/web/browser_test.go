@@ -541,8 +541,10 @@ func (b *browser) waitJS(what, expr string, timeout time.Duration) {
 	for {
 		_, err = chromedp.Run(ctx, chromedp.Poll[bool](expr,
 			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout-time.Since(start))))
-		// A form's submission navigates while the poll runs: poll the new page.
-		if err == nil || !strings.Contains(err.Error(), "navigated") || time.Since(start) > timeout {
+		// A form's submission navigates while the poll runs, taking the
+		// poll's page and its script context with it: poll the new page.
+		navigated := err != nil && (strings.Contains(err.Error(), "navigated") || strings.Contains(err.Error(), "Cannot find context"))
+		if !navigated || time.Since(start) > timeout {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
