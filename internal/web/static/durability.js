@@ -167,10 +167,34 @@
     $('#durability-invite').hidden = !(crash && crash.getClientRects().length > 0 && !ENDED.has(progress.status));
   }
 
+  // The payment id the page shows (the purchase's, or the order's): a
+  // purchase can be over before a look at localStorage sees its key, so
+  // the checkout is also found from it (GET /api/payments/{id} answers the
+  // checkout's key).
+  let seenPayment = null;
+
+  async function followShownPayment() {
+    const shownId = ($('#order-payment')?.textContent || $('#payment-id')?.textContent || '').trim();
+    if (!shownId || shownId === seenPayment || shownId === shown?.order?.payment_id) return;
+    seenPayment = shownId;
+    try {
+      const res = await fetch(`/api/payments/${encodeURIComponent(shownId)}`, { cache: 'no-store' });
+      const found = res.ok ? await res.json() : null;
+      if (found && typeof found.checkout_key === 'string' && seenPayment === shownId) watch(found.checkout_key);
+    } catch { /* the server is away: the next look tries again */
+      seenPayment = null;
+    }
+  }
+
+  function look() {
+    watch(newKey());
+    followShownPayment();
+  }
+
   document.addEventListener('DOMContentLoaded', () => {
     watch(newKey() ?? localStorage.getItem(OWN));
     // The pages write a new purchase's key before they send its checkout.
-    window.addEventListener('storage', () => watch(newKey())); // other tabs
-    setInterval(() => watch(newKey()), 300); // this tab
+    window.addEventListener('storage', look); // other tabs
+    setInterval(look, 300); // this tab
   });
 })();
