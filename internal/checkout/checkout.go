@@ -79,6 +79,9 @@ type Checkout struct {
 	// executorID is this instance's id among those sharing the database
 	// (DBOS's default, "local", when none was given).
 	executorID string
+	// takeoverMetrics count TakeOver's work, and the workflows recovered
+	// at launch.
+	takeoverMetrics takeoverMetrics
 	// knownProducts holds the ids of products seen in the catalog.
 	knownProducts sync.Map
 	watch         watch

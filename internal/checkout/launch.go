@@ -123,6 +123,12 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	if c.receipts == nil {
 		c.receipts = receipt.Log{Logger: cfg.Logger}
 	}
+	if c.takeoverMetrics, err = newTakeoverMetrics(cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("registering the takeover's metrics: %w", err)
+	}
+	if err := cfg.Metrics.Register(newWorkflowCollector(c)); err != nil {
+		return nil, fmt.Errorf("registering the workflows' metrics: %w", err)
+	}
 	dbos.RegisterWorkflow(dbosCtx, c.checkout, dbos.WithWorkflowName(WorkflowCheckout))
 	dbos.RegisterWorkflow(dbosCtx, c.retain, dbos.WithWorkflowName(WorkflowRetention))
 	dbos.RegisterWorkflow(dbosCtx, c.refund, dbos.WithWorkflowName(WorkflowRefund))
@@ -131,9 +137,11 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 			return nil, fmt.Errorf("registering workflows: %w", err)
 		}
 	}
+	launchStart := time.Now()
 	if err := dbos.Launch(dbosCtx); err != nil {
 		return nil, fmt.Errorf("launching DBOS: %w", err)
 	}
+	c.noteRecovered(ctx, cmp.Or(cfg.ExecutorID, "local"), launchStart)
 	watchCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var watching sync.WaitGroup
 	watching.Go(func() { c.runWatch(watchCtx) })

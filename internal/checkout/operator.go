@@ -19,8 +19,13 @@ type Workflow struct {
 	Error      string
 	ExecutorID string
 	Attempts   int // executions, recoveries included
+	AppVersion string
+	ForkedFrom string // the workflow this one was forked from, if any
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	// Resumable and Cancellable say whether Resume and Cancel would do
+	// anything: the console shows a button only where one would.
+	Resumable, Cancellable bool
 }
 
 // WorkflowStatuses are the statuses a workflow can be in, as DBOS names them.
@@ -31,11 +36,19 @@ var WorkflowStatuses = []string{
 }
 
 // resumable are the statuses a workflow can be resumed from: it stopped
-// before its end, and its checkpoints say where to go on.
+// before its end, and its checkpoints say where to go on. DBOS v1.8.0
+// resumes neither SUCCESS nor ERROR (its ResumeWorkflows skips them and
+// answers as if it had resumed them): a failed checkout is forked instead.
 var resumable = []string{
-	string(dbos.WorkflowStatusError),
 	string(dbos.WorkflowStatusCancelled),
 	string(dbos.WorkflowStatusMaxRecoveryAttemptsExceeded),
+}
+
+// cancellable are the statuses of a workflow that has not ended.
+var cancellable = []string{
+	string(dbos.WorkflowStatusPending),
+	string(dbos.WorkflowStatusEnqueued),
+	string(dbos.WorkflowStatusDelayed),
 }
 
 // Workflows lists the shop's workflows in the given statuses (any, when
@@ -57,20 +70,32 @@ func (c *Checkout) Workflows(ctx context.Context, statuses []string, limit int) 
 }
 
 func (c *Checkout) listWorkflows(ctx context.Context, opts ...dbos.ListWorkflowsOption) ([]Workflow, error) {
-	opts = append(opts, dbos.WithFilterLoadInput(false), dbos.WithFilterLoadOutput(false))
+	// The output is loaded for the error: DBOS v1.8.0 reads a workflow's
+	// error only with its output (both live in workflow_output), and
+	// without it every failed workflow would be listed with none. The
+	// shop's outputs are small (Result).
+	opts = append(opts, dbos.WithFilterLoadInput(false), dbos.WithFilterLoadOutput(true))
 	found, err := dbos.ListWorkflows(dbos.From(c.dbosCtx, ctx), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("listing workflows: %w", err)
 	}
 	workflows := make([]Workflow, len(found))
 	for i, w := range found {
-		workflows[i] = Workflow{ID: w.ID, Name: w.Name, Status: string(w.Status), ExecutorID: w.ExecutorID,
-			Attempts: w.Attempts, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
-		if w.Error != nil {
-			workflows[i].Error = w.Error.Error()
-		}
+		workflows[i] = toWorkflow(w)
 	}
 	return workflows, nil
+}
+
+func toWorkflow(w dbos.WorkflowStatus) Workflow {
+	status := string(w.Status)
+	wf := Workflow{ID: w.ID, Name: w.Name, Status: status, ExecutorID: w.ExecutorID,
+		Attempts: w.Attempts, AppVersion: w.ApplicationVersion, ForkedFrom: w.ForkedFrom,
+		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
+		Resumable: slices.Contains(resumable, status), Cancellable: slices.Contains(cancellable, status)}
+	if w.Error != nil {
+		wf.Error = w.Error.Error()
+	}
+	return wf
 }
 
 // Resume runs a workflow that stopped before its end (see resumable) again
@@ -86,7 +111,16 @@ func (c *Checkout) Resume(ctx context.Context, id string) error {
 		return shop.Errorf(shop.ErrNotFound, "no workflow %q", id)
 	}
 	if status := found[0].Status; !slices.Contains(resumable, status) {
-		return shop.Errorf(shop.ErrConflict, "workflow %s is %s: only one that is %v can be resumed", id, status, resumable)
+		why := "only one that is CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED can be resumed"
+		if status == string(dbos.WorkflowStatusError) {
+			why = "DBOS does not resume a failed workflow; fork it from a step instead"
+		}
+		return shop.Errorf(shop.ErrConflict, "workflow %s is %s: %s", id, status, why)
+	}
+	if fork, err := c.liveFork(ctx, id); err != nil {
+		return err
+	} else if fork != "" {
+		return shop.Errorf(shop.ErrConflict, "workflow %s was forked as %s, which carries on its work: resuming it too would run its order twice", id, fork)
 	}
 	if _, err := dbos.ResumeWorkflow[any](c.dbosCtx, id); err != nil {
 		return fmt.Errorf("resuming workflow %s: %w", id, err)
@@ -98,6 +132,16 @@ func (c *Checkout) Resume(ctx context.Context, id string) error {
 // next step and stays CANCELLED until resumed. A checkout cancelled while
 // it waits for its payment keeps its order, and its stock, until resumed.
 func (c *Checkout) Cancel(ctx context.Context, id string) error {
+	found, err := c.listWorkflows(ctx, dbos.WithFilterWorkflowIDs(id))
+	if err != nil {
+		return err
+	}
+	if len(found) == 0 {
+		return shop.Errorf(shop.ErrNotFound, "no workflow %q", id)
+	}
+	if !found[0].Cancellable {
+		return shop.Errorf(shop.ErrConflict, "workflow %s is %s: it has ended, there is nothing to cancel", id, found[0].Status)
+	}
 	if err := dbos.CancelWorkflow(dbos.From(c.dbosCtx, ctx), id); err != nil {
 		return fmt.Errorf("cancelling workflow %s: %w", id, err)
 	}

@@ -75,6 +75,8 @@ func (c *Checkout) takeOverSilent(ctx context.Context, runtime internals.Runtime
 			c.logger.Error("taking over a silent instance's workflows", "instance", id, slog.Any("error", err))
 			continue
 		}
+		c.takeoverMetrics.takeovers.Inc()
+		c.takeoverMetrics.workflows.Add(float64(len(recovered)))
 		c.logger.Warn("took over the workflows of a silent instance", "instance", id, "workflows", len(recovered), "silent_for_more_than", after)
 		if err := store.ForgetExecutor(ctx, c.db.Q(), id, after); err != nil {
 			c.logger.Warn("forgetting a silent instance", "instance", id, slog.Any("error", err))

@@ -248,36 +248,6 @@ func TestBrowser(t *testing.T) {
 	b.checkConsole()
 }
 
-// TestBrowserOperatorToken: when the server wants OPERATOR_TOKEN, which the
-// page cannot send, the operator's section says so once, shows no table, and
-// the page stops asking; the shop itself works on.
-func TestBrowserOperatorToken(t *testing.T) {
-	t.Parallel()
-	chromium := findChromium(t)
-	s := newTestServerWith(t, dbtest.NewDatabase(t, "sqlite"), browserConfig, web.Options{OperatorToken: []byte("s3cret")})
-	b := newBrowser(t, chromium)
-
-	b.do("opening the page", chromedp.Navigate(s.URL))
-	b.waitJS("the product cards", `document.querySelectorAll('.product[data-product-id]').length > 0`, waitTimeout)
-	b.waitJS("the operator token notice", textJS("#audit")+` === 'Operator token required'`, operatorPoll+waitTimeout)
-	if b.visible("#workflows-table") || b.visible("#workflows-empty") {
-		b.fatalf("the workflow table or its empty note is shown to a page without the operator token")
-	}
-	// No asking again: one poll (audit and workflows, both 401) and no more,
-	// a poll period later. The browser lists a request once its answer has
-	// been read to the end, a little after the page has it.
-	asked := `performance.getEntriesByType('resource').filter((e) => /\/api\/(audit|workflows)/.test(e.name)).length`
-	b.waitJS("the first poll's two requests", asked+` >= 2`, waitTimeout)
-	time.Sleep(operatorPoll + time.Second)
-	if n := runT(b, "counting the operator's requests", chromedp.Evaluate[int](asked)); n != 2 {
-		b.fatalf("the page asked the operator's routes %d times, want 2 (one poll, then no more after the 401)", n)
-	}
-	if got := b.text("#audit"); got != "Operator token required" {
-		b.fatalf("#audit reads %q after the 401, want Operator token required", got)
-	}
-	b.checkConsole()
-}
-
 // TestBrowserQuantityLimitFromServer: the page keeps to the quantity limit
 // the server gives with each product, whatever it is. The catalog is served
 // here with a lower limit than the checkout keeps, so a page that knew the

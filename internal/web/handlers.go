@@ -345,6 +345,7 @@ type workflowJSON struct {
 	Attempts   int       `json:"attempts"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	Resumable  bool      `json:"resumable"` // Resume would run it on: the page shows its button
 }
 
 // handleWorkflows handles "GET /api/workflows?status=ERROR,CANCELLED": the
@@ -362,29 +363,15 @@ func handleWorkflows(co *checkout.Checkout) http.Handler {
 		}
 		out := make([]workflowJSON, len(workflows))
 		for i, wf := range workflows {
-			out[i] = workflowJSON{ID: wf.ID, Name: wf.Name, Status: wf.Status, Error: wf.Error,
-				ExecutorID: wf.ExecutorID, Attempts: wf.Attempts, CreatedAt: wf.CreatedAt, UpdatedAt: wf.UpdatedAt}
+			out[i] = toWorkflowJSON(wf)
 		}
 		writeJSON(w, r, http.StatusOK, out)
 	})
 }
 
-// handleWorkflowResume handles "POST /api/workflows/{id}/resume": a
-// workflow that stopped before its end runs on from its last checkpoint.
-func handleWorkflowResume(logger *slog.Logger, co *checkout.Checkout) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		if err := validateWorkflowID(id); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		if err := co.Resume(r.Context(), id); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		logger.Info("an operator resumed a workflow", "workflow", id)
-		writeJSON(w, r, http.StatusAccepted, map[string]string{"resumed": id})
-	})
+func toWorkflowJSON(wf checkout.Workflow) workflowJSON {
+	return workflowJSON{ID: wf.ID, Name: wf.Name, Status: wf.Status, Error: wf.Error, ExecutorID: wf.ExecutorID,
+		Attempts: wf.Attempts, CreatedAt: wf.CreatedAt, UpdatedAt: wf.UpdatedAt, Resumable: wf.Resumable}
 }
 
 // maxWorkflowIDLength bounds a workflow id in a URL: the shop's are a key

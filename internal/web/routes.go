@@ -1,12 +1,8 @@
 package web
 
 import (
-	"crypto/hmac"
 	"fmt"
 	"io/fs"
-	"net/http"
-
-	"github.com/widgetstore/widgetstore/internal/shop"
 )
 
 // assets are the page's files (the embedded static directory) at their
@@ -25,6 +21,7 @@ func (s *Server) routes() {
 	// The page.
 	s.mux.Handle("GET /{$}", handleIndex(assets))
 	s.mux.Handle("GET /static/{path...}", handleStatic(assets))
+	s.mux.Handle("GET /console", handleConsole(assets))
 
 	// The seed's API, kept as it was.
 	s.mux.Handle("GET /product", handleProduct(s.db))
@@ -46,7 +43,20 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /api/payment_events", handlePaymentEvents(s.checkout, s.opts.Events))
 	s.mux.Handle("GET /api/audit", s.operator(handleAudit(s.db)))
 	s.mux.Handle("GET /api/workflows", s.operator(handleWorkflows(s.checkout)))
-	s.mux.Handle("POST /api/workflows/{id}/resume", s.operator(handleWorkflowResume(s.logger, s.checkout)))
+	s.mux.Handle("GET /api/workflows/{id}", s.operator(handleWorkflow(s.checkout)))
+	s.mux.Handle("GET /api/workflows/{id}/events", s.operator(s.handleWorkflowEvents()))
+	s.mux.Handle("GET /api/checkouts/{key}/progress", s.handleProgress())
+	s.mux.Handle("GET /api/checkouts/{key}/events", s.handleProgressEvents())
+	s.mux.Handle("POST /api/workflows/{id}/resume", s.operator(s.handleWorkflowAction("resume")))
+	s.mux.Handle("POST /api/workflows/{id}/cancel", s.operator(s.handleWorkflowAction("cancel")))
+	s.mux.Handle("POST /api/workflows/{id}/fork", s.operator(s.handleWorkflowAction("fork")))
+	s.mux.Handle("GET /api/console/workflows", s.operator(handleConsoleWorkflows(s.checkout)))
+	s.mux.Handle("GET /api/console/find", s.operator(handleConsoleFind(s.checkout)))
+	s.mux.Handle("GET /api/console/stuck", s.operator(handleStuck(s.checkout, s.staleAfter())))
+	s.mux.Handle("GET /api/operator/actions", s.operator(handleOperatorActions(s.db)))
+	s.mux.Handle("GET /api/operator/session", s.handleSession())
+	s.mux.Handle("POST /api/operator/session", s.handleSignIn())
+	s.mux.Handle("DELETE /api/operator/session", s.operator(s.handleSignOut()))
 	if s.opts.ProviderPages != nil {
 		s.mux.Handle("/demopay/", s.opts.ProviderPages)
 	}
@@ -54,20 +64,4 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /livez", handleLive())
 	s.mux.Handle("GET /readyz", handleReady(&s.draining, handleHealth(s.db, s.checkout)))
 	s.mux.Handle("GET /metrics", s.operator(handleMetrics(s.registry)))
-}
-
-// operator lets a request through to h only with the operator's token,
-// when there is one.
-func (s *Server) operator(h http.Handler) http.Handler {
-	if s.opts.OperatorToken == nil {
-		return h
-	}
-	want := []byte("Bearer " + string(s.opts.OperatorToken))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !hmac.Equal([]byte(r.Header.Get("Authorization")), want) {
-			writeError(w, r, shop.Errorf(shop.ErrDenied, "this is for the operator: send Authorization: Bearer <OPERATOR_TOKEN>"))
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }

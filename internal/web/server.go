@@ -7,6 +7,7 @@ import (
 	"embed"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,13 @@ type Server struct {
 	draining atomic.Bool // set by Drain: /readyz answers 503
 	metrics  *httpMetrics
 	registry *prometheus.Registry
+	sessions *sessions // the operator's
+	live     *liveHub
+	// startedAt is when this process's server was made: the page tells a
+	// customer the server restarted during their purchase.
+	startedAt time.Time
+	drained   chan struct{} // closed by Drain: live streams end
+	drainOnce sync.Once
 }
 
 // Options are the server's switches.
@@ -51,9 +59,15 @@ type Options struct {
 	// and API under /demopay/ (demopay.Provider.Handler).
 	ProviderPages http.Handler
 	// OperatorToken, when set, must come as "Authorization: Bearer <token>"
-	// with every operator's request: restock, crash, audit, workflows, metrics.
-	// Unset, they are open, as the seed's restock and crash were.
+	// with every operator's request (restock, crash, audit, workflows,
+	// the console, metrics), or be exchanged on the page for a session
+	// cookie (session.go). Unset, they are open, as the seed's restock and
+	// crash were.
 	OperatorToken []byte
+	// StaleAfter is how long an instance may go without a heartbeat
+	// before the console lists it as gone (the takeover's silence); 0,
+	// defaultStaleAfter.
+	StaleAfter time.Duration
 	// Limits bound how fast one client may start checkouts; the zero
 	// value, not at all. What it may hold is the checkout's to bound.
 	Limits CheckoutLimits
@@ -70,7 +84,8 @@ type Options struct {
 // NewServer returns the shop's handler.
 func NewServer(logger *slog.Logger, db *store.DB, co *checkout.Checkout, opts Options) *Server {
 	s := &Server{logger: logger, db: db, checkout: co, opts: opts, mux: http.NewServeMux(),
-		guard: newCheckoutGuard(logger, opts.Limits, opts.BehindProxy), registry: opts.Metrics}
+		guard: newCheckoutGuard(logger, opts.Limits, opts.BehindProxy), registry: opts.Metrics,
+		sessions: newSessions(opts.OperatorToken), live: newLiveHub(logger), startedAt: time.Now(), drained: make(chan struct{})}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
@@ -79,10 +94,20 @@ func NewServer(logger *slog.Logger, db *store.DB, co *checkout.Checkout, opts Op
 	return s
 }
 
+func (s *Server) staleAfter() time.Duration {
+	if s.opts.StaleAfter > 0 {
+		return s.opts.StaleAfter
+	}
+	return defaultStaleAfter
+}
+
 // Drain turns /readyz to 503 for good, at the start of a shutdown: the
 // load balancer takes this instance out of its rotation while it still
 // serves the requests already sent its way.
-func (s *Server) Drain() { s.draining.Store(true) }
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.drainOnce.Do(func() { close(s.drained) }) // live streams would hold the shutdown up
+}
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()

@@ -545,17 +545,20 @@ function fillWorkflowRow(row, w, id) {
   error.title = w.error || ''; // the cell is cut short (style.css)
   row.querySelector('.updated').textContent = formatTime(w.updated_at);
   row.querySelector('.resume').setAttribute('aria-label', `Resume workflow ${id}`);
+  // DBOS cannot resume every workflow (not an ERROR one): no button that does nothing.
+  row.querySelector('.resume').hidden = !w.resumable;
 }
 
-// One poll of the books and the workflow list. A 401 means the server wants
-// OPERATOR_TOKEN, which this page cannot send: it says so once and returns
-// false, which ends the poll loop (reload the page to ask again).
+// One poll of the books and the workflow list. A 401 means the operator's
+// session ended (signed out, expired, or the token changed): the page says
+// so once and returns false, which ends the poll loop (sign in again on the
+// console, then reload).
 async function refreshOperator() {
   const gen = ++operatorGen;
   const [audit, workflows] = await Promise.all([getJson('/api/audit'), getJson(ATTENTION_PATH)]);
   if (audit.res?.status === 401 || workflows.res?.status === 401) {
     $('#audit').dataset.kind = 'warn';
-    $('#audit').textContent = 'Operator token required';
+    $('#audit').textContent = 'Operator session ended: sign in again on the console';
     $('#workflows-table').hidden = $('#workflows-empty').hidden = true;
     return false;
   }
@@ -575,6 +578,16 @@ async function resume(button) {
   await command(button, `/api/workflows/${encodeURIComponent(id)}/resume`,
     (data) => `Workflow ${data.resumed ?? id} resumed from its last checkpoint.`);
   await refreshOperator();
+}
+
+// The operator's controls are shown only to the operator: anyone when the
+// shop has no OPERATOR_TOKEN, else whoever signed in on the console.
+async function showOperator() {
+  const { data } = await getJson('/api/operator/session');
+  const operator = data?.operator === true;
+  $('#operator-controls').hidden = $('#operator').hidden = !operator;
+  $('#operator-signin').hidden = operator;
+  if (operator) every(OPERATOR_POLL_MS, refreshOperator);
 }
 
 /* ---------- Wiring ---------- */
@@ -608,6 +621,6 @@ document.addEventListener('DOMContentLoaded', () => {
   setInterval(tickPaymentDeadline, 250);
   every(PRODUCTS_POLL_MS, refreshProducts);
   every(ORDERS_POLL_MS, refreshOrders); // doubles as the heartbeat that clears the banner
-  every(OPERATOR_POLL_MS, refreshOperator);
+  showOperator();
   restore();
 });
