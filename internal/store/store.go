@@ -212,12 +212,20 @@ func (db *DB) Migrate(ctx context.Context, logger *slog.Logger) error {
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS app_migrations (version INTEGER PRIMARY KEY)`); err != nil {
 			return fmt.Errorf("creating app_migrations: %w", err)
 		}
-		var applied int
-		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM app_migrations`).Scan(&applied); err != nil {
-			return fmt.Errorf("reading the schema version: %w", err)
+		// Every file not applied yet, in order, and not only those above
+		// the highest applied: a build that numbered its migration higher
+		// may have migrated the database before a lower one was merged.
+		versions, err := queryAll(ctx, tx, func(row dbos.Row) (v int, err error) { return v, row.Scan(&v) },
+			`SELECT version FROM app_migrations`)
+		if err != nil {
+			return fmt.Errorf("reading the applied migrations: %w", err)
+		}
+		applied := map[int]bool{}
+		for _, v := range versions {
+			applied[v] = true
 		}
 		for _, m := range files {
-			if m.version <= applied {
+			if applied[m.version] {
 				continue
 			}
 			text, err := fs.ReadFile(migrations, m.path)
