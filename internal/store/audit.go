@@ -59,7 +59,7 @@ var auditQueries = []struct{ invariant, query string }{
 func Audit(ctx context.Context, q dbos.Querier) ([]string, error) {
 	breaches := []string{}
 	for _, a := range auditQueries {
-		lines, err := queryAll(ctx, q, scanString, a.query)
+		lines, err := QueryAll(ctx, q, scanString, a.query)
 		if err != nil {
 			return nil, fmt.Errorf("auditing %q: %w", a.invariant, err)
 		}

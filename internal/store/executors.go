@@ -42,7 +42,7 @@ func Heartbeat(ctx context.Context, q dbos.Querier, executorID string, interval 
 // is older than silence, and older than HeartbeatMargin times the interval
 // each recorded.
 func SilentExecutors(ctx context.Context, q dbos.Querier, self string, silence time.Duration) ([]string, error) {
-	ids, err := queryAll(ctx, q, scanString, `
+	ids, err := QueryAll(ctx, q, scanString, `
 		SELECT executor_id FROM executors
 		WHERE executor_id <> $1 AND `+silentSince+`
 		ORDER BY executor_id`, self, silence.Milliseconds())

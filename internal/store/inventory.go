@@ -23,7 +23,7 @@ func (db *DB) Restock(ctx context.Context, level int) (int, error) {
 	var n int
 	err := db.inTx(ctx, func(tx dbos.Querier) error {
 		type topUp struct{ product, delta int64 }
-		topUps, err := queryAll(ctx, tx, func(row dbos.Row) (t topUp, err error) {
+		topUps, err := QueryAll(ctx, tx, func(row dbos.Row) (t topUp, err error) {
 			return t, row.Scan(&t.product, &t.delta)
 		}, `SELECT product_id, $1 - inventory FROM products WHERE inventory < $1`, level)
 		if err != nil {

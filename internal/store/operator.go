@@ -36,7 +36,7 @@ func RecordOperatorAction(ctx context.Context, q dbos.Querier, a OperatorAction)
 // OperatorActions returns the newest actions of the audit log first, at
 // most limit of them.
 func OperatorActions(ctx context.Context, q dbos.Querier, limit int) ([]OperatorAction, error) {
-	actions, err := queryAll(ctx, q, func(row dbos.Row) (OperatorAction, error) {
+	actions, err := QueryAll(ctx, q, func(row dbos.Row) (OperatorAction, error) {
 		var a OperatorAction
 		err := row.Scan((*msTime)(&a.At), &a.Actor, &a.Address, &a.Action, &a.WorkflowID, &a.Detail, &a.Outcome)
 		return a, err
@@ -52,7 +52,7 @@ func OperatorActions(ctx context.Context, q dbos.Querier, limit int) ([]Operator
 // deadline passed more than grace ago: their checkout should have
 // cancelled them by now, and has not (it is cancelled, failed or stranded).
 func PendingPastDeadline(ctx context.Context, q dbos.Querier, now time.Time, grace time.Duration) ([]string, error) {
-	ids, err := queryAll(ctx, q, scanString, `
+	ids, err := QueryAll(ctx, q, scanString, `
 		SELECT checkout_id FROM orders WHERE status = $1 AND payment_deadline_ms < $2
 		ORDER BY payment_deadline_ms LIMIT 100`, shop.StatusPending, now.Add(-grace).UnixMilli())
 	if err != nil {
@@ -68,7 +68,7 @@ func ExecutorHeartbeats(ctx context.Context, q dbos.Querier) (map[string]time.Ti
 		id string
 		at time.Time
 	}
-	beats, err := queryAll(ctx, q, func(row dbos.Row) (beat, error) {
+	beats, err := QueryAll(ctx, q, func(row dbos.Row) (beat, error) {
 		var b beat
 		err := row.Scan(&b.id, (*msTime)(&b.at))
 		return b, err
@@ -94,7 +94,7 @@ type LedgerEntry struct {
 // OrderLedger returns an order's entries in the stock ledger, oldest
 // first: a reservation per line, and a release if it was cancelled.
 func OrderLedger(ctx context.Context, q dbos.Querier, orderID int64) ([]LedgerEntry, error) {
-	entries, err := queryAll(ctx, q, func(row dbos.Row) (LedgerEntry, error) {
+	entries, err := QueryAll(ctx, q, func(row dbos.Row) (LedgerEntry, error) {
 		var e LedgerEntry
 		err := row.Scan(&e.ProductID, &e.Delta, &e.Reason, (*msTime)(&e.At))
 		return e, err

@@ -116,7 +116,7 @@ func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (Placed, error
 		RETURNING order_id`,
 		o.CheckoutID, o.PaymentID, order.ProductID, units, order.TotalCents, shop.StatusPending, o.PaymentDeadline.UnixMilli(),
 		o.DispatchSteps, o.DispatchInterval.Milliseconds(), now, o.Client, o.Email).Scan(&order.ID)
-	if isNoRows(err) {
+	if IsNoRows(err) {
 		// The key's order exists already.
 		existing, err := OrderByCheckoutID(ctx, tx, o.CheckoutID)
 		return Placed{Order: existing}, err
@@ -163,7 +163,7 @@ func productColumn(ctx context.Context, tx dbos.Querier, column string, lines []
 		ids[i], marks[i] = l.ProductID, "$"+strconv.Itoa(i+1)
 	}
 	type pair struct{ id, value int64 }
-	rows, err := queryAll(ctx, tx, func(row dbos.Row) (p pair, err error) { return p, row.Scan(&p.id, &p.value) },
+	rows, err := QueryAll(ctx, tx, func(row dbos.Row) (p pair, err error) { return p, row.Scan(&p.id, &p.value) },
 		`SELECT product_id, `+column+` FROM products WHERE product_id IN (`+strings.Join(marks, ", ")+`)`, ids...)
 	if err != nil {
 		return nil, fmt.Errorf("reading the %s of products: %w", column, err)
@@ -297,7 +297,7 @@ func cancelPending(ctx context.Context, tx dbos.Querier, column string, value an
 		WHERE `+column+` = $4 AND status = $5
 		RETURNING `+settledColumns,
 		shop.StatusCancelled, reason, nowMs, value, shop.StatusPending).Scan(settledFields(&order)...)
-	if isNoRows(err) {
+	if IsNoRows(err) {
 		return order, false, nil
 	}
 	if err != nil {
@@ -407,7 +407,7 @@ func (d *msDuration) Scan(src any) error {
 
 func getOrderWhere(ctx context.Context, q dbos.Querier, where string, arg any) (shop.Order, error) {
 	o, err := scanOrder(q.QueryRow(ctx, `SELECT `+orderColumns+orderFrom+`WHERE `+where, arg))
-	if isNoRows(err) {
+	if IsNoRows(err) {
 		return o, shop.Errorf(shop.ErrNotFound, "no such order")
 	}
 	if err != nil {
@@ -435,7 +435,7 @@ func OrderByCheckoutID(ctx context.Context, q dbos.Querier, checkoutID string) (
 
 // ListOrders returns the newest orders first, at most limit of them.
 func ListOrders(ctx context.Context, q dbos.Querier, limit int) ([]shop.Order, error) {
-	orders, err := queryAll(ctx, q, scanOrder, `SELECT `+orderColumns+orderFrom+`ORDER BY o.order_id DESC LIMIT $1`, limit)
+	orders, err := QueryAll(ctx, q, scanOrder, `SELECT `+orderColumns+orderFrom+`ORDER BY o.order_id DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing orders: %w", err)
 	}
@@ -445,7 +445,7 @@ func ListOrders(ctx context.Context, q dbos.Querier, limit int) ([]shop.Order, e
 // OrderLines returns an order's lines, in line order, with their products'
 // names.
 func OrderLines(ctx context.Context, q dbos.Querier, orderID int64) ([]shop.OrderLine, error) {
-	lines, err := queryAll(ctx, q, func(row dbos.Row) (l shop.OrderLine, err error) {
+	lines, err := QueryAll(ctx, q, func(row dbos.Row) (l shop.OrderLine, err error) {
 		return l, row.Scan(&l.ProductID, &l.ProductName, &l.Quantity, &l.UnitPriceCents)
 	}, `SELECT l.product_id, p.product, l.quantity, l.unit_price_cents
 		FROM order_lines l JOIN products p ON p.product_id = l.product_id

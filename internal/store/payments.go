@@ -97,7 +97,7 @@ func SettlePayment(ctx context.Context, tx dbos.Querier, r PaymentReport, now ti
 		RETURNING `+settledColumns,
 		shop.StatusPaid, nowMs, value, shop.StatusPending, r.AmountCents).Scan(settledFields(&s.Order)...)
 	s.Changed = err == nil
-	if isNoRows(err) {
+	if IsNoRows(err) {
 		s.Order, err = r.order(ctx, tx)
 	}
 	if err != nil {
@@ -179,7 +179,7 @@ func scanPayment(row dbos.Row) (p Payment, err error) {
 // shop.ErrNotFound.
 func GetPayment(ctx context.Context, q dbos.Querier, ref string) (Payment, error) {
 	p, err := scanPayment(q.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE payment_ref = $1`, ref))
-	if isNoRows(err) {
+	if IsNoRows(err) {
 		return p, shop.Errorf(shop.ErrNotFound, "no payment %q", ref)
 	}
 	if err != nil {
@@ -193,7 +193,7 @@ func GetPayment(ctx context.Context, q dbos.Querier, ref string) (Payment, error
 func RefundsDue(ctx context.Context, q dbos.Querier, takenBefore time.Time, limit int) ([]Payment, error) {
 	// 'due' is written out, not a parameter: only a query that names it
 	// may use the partial index payments_refund_due.
-	payments, err := queryAll(ctx, q, scanPayment, `SELECT `+paymentColumns+` FROM payments
+	payments, err := QueryAll(ctx, q, scanPayment, `SELECT `+paymentColumns+` FROM payments
 		WHERE refund_state = 'due' AND taken_at_ms < $1 ORDER BY taken_at_ms LIMIT $2`, takenBefore.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing the refunds due: %w", err)
@@ -204,7 +204,7 @@ func RefundsDue(ctx context.Context, q dbos.Querier, takenBefore time.Time, limi
 // PaymentsOwed lists the payments owed back that the shop could not refund
 // itself, newest first, at most limit of them: the operator's to refund.
 func PaymentsOwed(ctx context.Context, q dbos.Querier, limit int) ([]Payment, error) {
-	payments, err := queryAll(ctx, q, scanPayment, `SELECT `+paymentColumns+` FROM payments
+	payments, err := QueryAll(ctx, q, scanPayment, `SELECT `+paymentColumns+` FROM payments
 		WHERE refund_state = $1 ORDER BY taken_at_ms DESC LIMIT $2`, shop.RefundAttention, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing the payments owed: %w", err)

@@ -19,7 +19,7 @@ func scanProduct(row dbos.Row) (shop.Product, error) {
 
 // ListProducts returns the catalog in product id order.
 func ListProducts(ctx context.Context, q dbos.Querier) ([]shop.Product, error) {
-	products, err := queryAll(ctx, q, scanProduct, `SELECT `+productColumns+` FROM products ORDER BY product_id`)
+	products, err := QueryAll(ctx, q, scanProduct, `SELECT `+productColumns+` FROM products ORDER BY product_id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing products: %w", err)
 	}
@@ -29,7 +29,7 @@ func ListProducts(ctx context.Context, q dbos.Querier) ([]shop.Product, error) {
 // GetProduct returns one product, or an error of kind shop.ErrNotFound.
 func GetProduct(ctx context.Context, q dbos.Querier, id int64) (shop.Product, error) {
 	p, err := scanProduct(q.QueryRow(ctx, `SELECT `+productColumns+` FROM products WHERE product_id = $1`, id))
-	if isNoRows(err) {
+	if IsNoRows(err) {
 		return p, shop.Errorf(shop.ErrNotFound, "no product %d", id)
 	}
 	if err != nil {

@@ -215,7 +215,7 @@ func (db *DB) Migrate(ctx context.Context, logger *slog.Logger) error {
 		// Every file not applied yet, in order, and not only those above
 		// the highest applied: a build that numbered its migration higher
 		// may have migrated the database before a lower one was merged.
-		versions, err := queryAll(ctx, tx, func(row dbos.Row) (v int, err error) { return v, row.Scan(&v) },
+		versions, err := QueryAll(ctx, tx, func(row dbos.Row) (v int, err error) { return v, row.Scan(&v) },
 			`SELECT version FROM app_migrations`)
 		if err != nil {
 			return fmt.Errorf("reading the applied migrations: %w", err)
@@ -304,8 +304,8 @@ func (db *DB) inTx(ctx context.Context, fn func(tx dbos.Querier) error) error {
 	return db.InTx(ctx, func(tx dbos.Tx) error { return fn(tx) })
 }
 
-// queryAll runs a query and returns its rows, each read by scan.
-func queryAll[T any](ctx context.Context, q dbos.Querier, scan func(dbos.Row) (T, error), query string, args ...any) ([]T, error) {
+// QueryAll runs a query and returns its rows, each read by scan.
+func QueryAll[T any](ctx context.Context, q dbos.Querier, scan func(dbos.Row) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -329,7 +329,7 @@ func scanString(row dbos.Row) (string, error) {
 	return s, err
 }
 
-// isNoRows reports whether err says a query matched no row, on either engine.
-func isNoRows(err error) bool {
+// IsNoRows reports whether err says a query matched no row, on either engine.
+func IsNoRows(err error) bool {
 	return errors.Is(err, dbos.ErrNoRows) || errors.Is(err, sql.ErrNoRows)
 }

@@ -224,7 +224,7 @@ func (p *Provider) Refund(ctx context.Context, req payment.RefundRequest) (payme
 	var r refund
 	err := p.db.InTx(ctx, func(tx dbos.Tx) error {
 		in, err := readIntent(ctx, tx, "intent_id", req.IntentID)
-		if isNoRows(err) {
+		if store.IsNoRows(err) {
 			return refusedf("no intent %q", req.IntentID)
 		} else if err != nil {
 			return err
@@ -282,7 +282,7 @@ func (p *Provider) takeRefund(ctx context.Context, tx dbos.Tx, in intent, amount
 	var refunded int64
 	err := tx.QueryRow(ctx, `UPDATE demopay_intents SET refunded_cents = refunded_cents + $2
 		WHERE intent_id = $1 AND refunded_cents + $2 <= amount_cents RETURNING refunded_cents`, in.ID, amount).Scan(&refunded)
-	if isNoRows(err) {
+	if store.IsNoRows(err) {
 		return refusedf("refund of %d cents exceeds what is left of intent %s (%d of %d cents refunded)", amount, in.ID, in.RefundedCents, in.AmountCents)
 	} else if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
+	"github.com/widgetstore/widgetstore/internal/store"
 )
 
 // page holds the payment page: its template, script and style, embedded,
@@ -65,7 +66,7 @@ func (p *Provider) Pay(ctx context.Context, id, outcome string) (string, error) 
 	if err := checkOutcome(outcome); err != nil {
 		return "", err
 	}
-	if _, err := readIntent(ctx, p.db.Q(), "intent_id", id); isNoRows(err) {
+	if _, err := readIntent(ctx, p.db.Q(), "intent_id", id); store.IsNoRows(err) {
 		return "", notFound(id)
 	} else if err != nil {
 		return "", fmt.Errorf("demopay: reading intent %s: %w", id, err)
@@ -239,7 +240,7 @@ func (v IntentView) ExpiresAtMs() int64 { return v.ExpiresAt.UnixMilli() }
 func (p *Provider) intentView(ctx context.Context, id string) (IntentView, error) {
 	q := p.db.Q()
 	in, err := readIntent(ctx, q, "intent_id", id)
-	if isNoRows(err) {
+	if store.IsNoRows(err) {
 		return IntentView{}, notFound(id)
 	} else if err != nil {
 		return IntentView{}, fmt.Errorf("demopay: reading intent %s: %w", id, err)
@@ -247,33 +248,15 @@ func (p *Provider) intentView(ctx context.Context, id string) (IntentView, error
 	view := IntentView{ID: in.ID, Status: in.Status, AmountCents: in.AmountCents, Currency: in.Currency,
 		CheckoutID: in.CheckoutID, Description: in.Description, ExpiresAt: in.ExpiresAt, Created: in.Created,
 		RefundedCents: in.RefundedCents, RefuseRefunds: in.RefuseRefunds}
-	if view.Refunds, err = queryAll(ctx, q, scanRefund, `SELECT `+refundColumns+` FROM demopay_refunds
+	if view.Refunds, err = store.QueryAll(ctx, q, scanRefund, `SELECT `+refundColumns+` FROM demopay_refunds
 		WHERE intent_id = $1 ORDER BY created_at_ms, refund_id`, id); err != nil {
 		return IntentView{}, fmt.Errorf("demopay: reading the refunds of intent %s: %w", id, err)
 	}
-	if view.Events, err = queryAll(ctx, q, scanEvent, `SELECT event_id, type, created_at_ms, attempts, last_error, delivered_at_ms
+	if view.Events, err = store.QueryAll(ctx, q, scanEvent, `SELECT event_id, type, created_at_ms, attempts, last_error, delivered_at_ms
 		FROM demopay_events WHERE intent_id = $1 ORDER BY created_at_ms, event_id`, id); err != nil {
 		return IntentView{}, fmt.Errorf("demopay: reading the events of intent %s: %w", id, err)
 	}
 	return view, nil
-}
-
-// queryAll runs a query and returns its rows, each read by scan.
-func queryAll[T any](ctx context.Context, q dbos.Querier, scan func(dbos.Row) (T, error), query string, args ...any) ([]T, error) {
-	rows, err := q.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	all := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, v)
-	}
-	return all, rows.Err()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

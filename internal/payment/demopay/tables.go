@@ -2,9 +2,7 @@ package demopay
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -163,10 +161,5 @@ type (
 		Metadata       map[string]string `json:"metadata"`
 	}
 )
-
-// isNoRows reports whether err says a query matched no row, on either engine.
-func isNoRows(err error) bool {
-	return errors.Is(err, dbos.ErrNoRows) || errors.Is(err, sql.ErrNoRows)
-}
 
 func notFound(id string) error { return shop.Errorf(shop.ErrNotFound, "no payment intent %q", id) }
