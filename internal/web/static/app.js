@@ -580,12 +580,14 @@ async function resume(button) {
   await refreshOperator();
 }
 
-// The operator's controls are shown only to the operator: anyone when the
-// shop has no OPERATOR_TOKEN, else whoever signed in on the console.
+// The operator's controls, and the list of everyone's orders, are shown
+// only to the operator: anyone when the shop has no OPERATOR_TOKEN, else
+// whoever signed in on the console. A customer follows their own orders
+// (the cart's, found by checkout key or payment id).
 async function showOperator() {
   const { data } = await getJson('/api/operator/session');
   const operator = data?.operator === true;
-  $('#operator-controls').hidden = $('#operator').hidden = !operator;
+  $('#operator-controls').hidden = $('#operator').hidden = $('#orders').hidden = !operator;
   $('#operator-signin').hidden = operator;
   if (operator) every(OPERATOR_POLL_MS, refreshOperator);
 }
