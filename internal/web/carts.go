@@ -72,8 +72,8 @@ func handleCartCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handle
 		if err == nil {
 			err = shop.ValidateKey(key)
 		}
-		if err == nil && body.Email != "" {
-			_, err = receipt.ValidateAddress(body.Email)
+		if err == nil {
+			err = validateEmail(body.Email)
 		}
 		if err != nil { // malformed requests are answered before they count
 			writeError(w, r, err)
@@ -161,4 +161,13 @@ func handlePaymentEvents(co *checkout.Checkout, verifier EventVerifier) http.Han
 		}
 		writeJSON(w, r, http.StatusOK, map[string]any{"received": event.ID, "replayed": s.Replayed, "refund_due": s.RefundDue})
 	})
+}
+
+// validateEmail checks a checkout's optional email address for receipts.
+func validateEmail(email string) error {
+	if email == "" {
+		return nil
+	}
+	_, err := receipt.ValidateAddress(email)
+	return err
 }

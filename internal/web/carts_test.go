@@ -285,9 +285,10 @@ func TestProviderEventsVerified(t *testing.T) {
 	})
 }
 
-// TestReceiptsSentOncePerStage: a customer who gave an email address gets
-// one receipt when the order is paid and one when it is dispatched, and
-// one when a late payment is refunded, each on a real SMTP server.
+// TestReceiptsSentOncePerStage: a customer who gave an email address, to a
+// cart's checkout or the seed's, gets one receipt when the order is paid
+// and one when it is dispatched, and one when a late payment is refunded,
+// each on a real SMTP server.
 func TestReceiptsSentOncePerStage(t *testing.T) {
 	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
@@ -297,6 +298,15 @@ func TestReceiptsSentOncePerStage(t *testing.T) {
 		s, mail := newTestServerMailing(t, url, cfg)
 		paid := s.cart(t, "cart-mail", `{"lines": [{"product_id": 1, "quantity": 1}, {"product_id": 4, "quantity": 2}], "email": "ada@example.com"}`)
 		late := s.cart(t, "cart-mail-late", `{"lines": [{"product_id": 2, "quantity": 1}], "email": "bob@example.com"}`)
+		// The seed's checkout takes an address too, and its webhook pays.
+		seed := s.do(t, "POST", "/checkout/seed-mail", `{"product_id": 3, "quantity": 1, "email": "cy@example.com"}`)
+		if seed.status != 200 {
+			t.Fatalf("seed checkout: %d %s", seed.status, seed.body)
+		}
+		if r := s.do(t, "POST", "/payment_webhook/"+seed.body+"/paid", ""); r.status != 200 {
+			t.Fatalf("seed payment: %d %s", r.status, r.body)
+		}
+		seedOrder := s.awaitCheckout(t, "seed-mail", func(o customerOrder) bool { return o.Status == "DISPATCHED" })
 		if r := s.do(t, "POST", paid.PayURL, `{"outcome": "succeed"}`, "Content-Type", "application/json"); r.status != 200 {
 			t.Fatalf("paying: %d %s", r.status, r.body)
 		}
@@ -306,7 +316,7 @@ func TestReceiptsSentOncePerStage(t *testing.T) {
 			t.Fatalf("paying late: %d %s", r.status, r.body)
 		}
 		s.awaitCheckout(t, "cart-mail-late", func(o customerOrder) bool { return o.Refund == "refunded" })
-		if _, err := mail.WaitFor(3, 30*time.Second); err != nil {
+		if _, err := mail.WaitFor(5, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(500 * time.Millisecond) // a duplicate would come now
@@ -314,6 +324,7 @@ func TestReceiptsSentOncePerStage(t *testing.T) {
 		want := map[string]string{ // Message-ID's order and stage -> recipient
 			fmt.Sprintf("%d/paid", paid.ID): "ada@example.com", fmt.Sprintf("%d/dispatched", paid.ID): "ada@example.com",
 			fmt.Sprintf("%d/refunded", late.ID): "bob@example.com",
+			fmt.Sprintf("%d/paid", seedOrder.ID): "cy@example.com", fmt.Sprintf("%d/dispatched", seedOrder.ID): "cy@example.com",
 		}
 		got := map[string]string{}
 		for _, m := range messages {

@@ -175,15 +175,17 @@ func handleRestock(db *store.DB) http.Handler {
 
 // handleCheckout handles "POST /checkout/{key}". The key is the client's
 // idempotency key: the same key always answers the same payment id and
-// places one order. The body is optional JSON {"product_id", "quantity"};
-// without one it buys one of the seed's widget. It answers the payment id
+// places one order. The body is optional JSON {"product_id", "quantity",
+// "email"} (email, for receipts, optional too); without one it buys one of
+// the seed's widget. It answers the payment id
 // as text, as the seed did. A client starting checkouts too fast, or
 // holding as many units awaiting payment as it may, is answered 429.
 func handleCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := struct {
-			ProductID int64 `json:"product_id"`
-			Quantity  int   `json:"quantity"`
+			ProductID int64  `json:"product_id"`
+			Quantity  int    `json:"quantity"`
+			Email     string `json:"email"` // where the receipts go; optional
 		}{ProductID: 1, Quantity: 1}
 		if err := decode(r, &body); err != nil {
 			writeError(w, r, err)
@@ -191,7 +193,7 @@ func handleCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handler {
 		}
 		// Malformed requests are answered before they count.
 		key := r.PathValue("key")
-		for _, err := range []error{shop.ValidateKey(key), shop.ValidateQuantity(body.Quantity)} {
+		for _, err := range []error{shop.ValidateKey(key), shop.ValidateQuantity(body.Quantity), validateEmail(body.Email)} {
 			if err != nil {
 				writeError(w, r, err)
 				return
@@ -202,7 +204,7 @@ func handleCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		paymentID, err := co.Start(r.Context(), key, checkout.Request{ProductID: body.ProductID, Quantity: body.Quantity, Client: client})
+		paymentID, err := co.Start(r.Context(), key, checkout.Request{ProductID: body.ProductID, Quantity: body.Quantity, Email: body.Email, Client: client})
 		if err != nil {
 			writeError(w, r, err)
 			return
