@@ -323,7 +323,7 @@ func TestReceiptsSentOncePerStage(t *testing.T) {
 		messages := mail.Messages()
 		want := map[string]string{ // Message-ID's order and stage -> recipient
 			fmt.Sprintf("%d/paid", paid.ID): "ada@example.com", fmt.Sprintf("%d/dispatched", paid.ID): "ada@example.com",
-			fmt.Sprintf("%d/refunded", late.ID): "bob@example.com",
+			fmt.Sprintf("%d/refunded", late.ID):  "bob@example.com",
 			fmt.Sprintf("%d/paid", seedOrder.ID): "cy@example.com", fmt.Sprintf("%d/dispatched", seedOrder.ID): "cy@example.com",
 		}
 		got := map[string]string{}
