@@ -160,6 +160,7 @@ type response struct {
 	status      int
 	contentType string
 	csp         string
+	header      http.Header
 	body        string
 }
 
@@ -182,7 +183,7 @@ func (s *testServer) do(t testing.TB, method, path, body string, header ...strin
 		t.Fatal(err)
 	}
 	return response{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"),
-		csp: resp.Header.Get("Content-Security-Policy"), body: string(b)}
+		csp: resp.Header.Get("Content-Security-Policy"), header: resp.Header, body: string(b)}
 }
 
 // snapshot is what a bad request must leave as it was.
