@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -391,13 +392,15 @@ func TestPaymentReportsRace(t *testing.T) {
 // deleted checkout's key still finds its order and nothing else.
 func TestRetentionDeletesFinishedCheckouts(t *testing.T) {
 	dbtest.RunEach(t, func(t *testing.T, url string) {
+		cfg := fastConfig
+		cfg.PendingUnitsPerClient = 20 // so that each client has a lock row
 		db, co := checkouttest.LaunchWith(t, url, checkout.LaunchConfig{
-			Checkout: fastConfig, ExecutorID: "test", Logger: dbtest.Logger(t),
+			Checkout: cfg, ExecutorID: "test", Logger: dbtest.Logger(t),
 			Retention: checkout.Retention{Keep: time.Millisecond, Every: time.Second},
 		})
 		f := fixture{db: db, co: co}
 		ctx := context.Background()
-		done, err := co.Start(ctx, "kept-order", checkout.Request{ProductID: 1, Quantity: 1})
+		done, err := co.Start(ctx, "kept-order", checkout.Request{ProductID: 1, Quantity: 1, Client: "paid-client"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -406,7 +409,7 @@ func TestRetentionDeletesFinishedCheckouts(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.awaitOrder(t, order.ID, shop.StatusDispatched)
-		waiting, err := co.Start(ctx, "still-waiting", checkout.Request{ProductID: 2, Quantity: 1})
+		waiting, err := co.Start(ctx, "still-waiting", checkout.Request{ProductID: 2, Quantity: 1, Client: "waiting-client"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -421,11 +424,26 @@ func TestRetentionDeletesFinishedCheckouts(t *testing.T) {
 			for _, w := range found {
 				ids[w.ID] = true
 			}
-			if !ids["kept-order"] && ids["still-waiting"] {
+			// The client with an order awaiting payment keeps its lock row;
+			// the one whose order was paid loses it.
+			var locks []string
+			rows, err := db.Q().Query(ctx, `SELECT client FROM client_locks ORDER BY client`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var client string
+				if err := rows.Scan(&client); err != nil {
+					t.Fatal(err)
+				}
+				locks = append(locks, client)
+			}
+			rows.Close()
+			if !ids["kept-order"] && ids["still-waiting"] && slices.Equal(locks, []string{"waiting-client"}) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("after 30 s the workflows are %v, want kept-order deleted and still-waiting kept", ids)
+				t.Fatalf("after 30 s the workflows are %v and the clients' locks %q, want kept-order deleted, still-waiting kept, and waiting-client's lock alone", ids, locks)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
+	"github.com/widgetstore/widgetstore/internal/store"
 )
 
 // WorkflowRetention is the durable name of the retention workflow.
@@ -46,15 +47,16 @@ func (c *Checkout) startRetention(now time.Time) {
 }
 
 // retain is the workflow "checkout.Retention": it deletes the DBOS records
-// (status, steps, events, messages) of the checkouts that ended
-// successfully before cutoff. The shop's own tables keep every order and
-// stock move, which the books' audit reads; checkouts that failed or were
-// cancelled are kept for the operator. A key whose checkout was deleted
-// still finds its order (store.PlaceOrder).
+// (status, steps, events, messages) of the checkouts and refunds that ended
+// successfully before cutoff, and the lock rows of clients that hold no
+// order awaiting payment. The shop's own tables keep every order, payment
+// and stock move, which the books' audit reads; workflows that failed or
+// were cancelled are kept for the operator. A key whose checkout was
+// deleted still finds its order (store.PlaceOrder).
 func (c *Checkout) retain(ctx dbos.Context, cutoff time.Time) (int, error) {
 	ids, err := dbos.RunAsStep(ctx, func(stepCtx context.Context) ([]string, error) {
 		found, err := dbos.ListWorkflows(dbos.From(c.dbosCtx, stepCtx),
-			dbos.WithFilterName(WorkflowCheckout, WorkflowRetention),
+			dbos.WithFilterName(WorkflowCheckout, WorkflowRefund, WorkflowRetention),
 			dbos.WithFilterStatus(dbos.WorkflowStatusSuccess),
 			dbos.WithFilterCompletedBefore(cutoff),
 			dbos.WithFilterLimit(retentionBatch),
@@ -68,12 +70,20 @@ func (c *Checkout) retain(ctx dbos.Context, cutoff time.Time) (int, error) {
 		}
 		return ids, nil
 	}, dbos.WithStepName("retention.findFinished"))
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return 0, err
 	}
-	if err := dbos.DeleteWorkflows(ctx, ids); err != nil {
-		return 0, fmt.Errorf("deleting %d finished checkouts: %w", len(ids), err)
+	if len(ids) > 0 {
+		if err := dbos.DeleteWorkflows(ctx, ids); err != nil {
+			return 0, fmt.Errorf("deleting %d finished checkouts: %w", len(ids), err)
+		}
+		c.logger.Info("deleted the records of finished checkouts", "count", len(ids), "finished_before", cutoff)
 	}
-	c.logger.Info("deleted the records of finished checkouts", "count", len(ids), "finished_before", cutoff)
+	// Last, so that a run of a build without it replays as it ran.
+	if _, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (int64, error) {
+		return store.PruneClientLocks(ctx, tx)
+	}, dbos.WithStepName("retention.pruneClientLocks")); err != nil {
+		return 0, err
+	}
 	return len(ids), nil
 }

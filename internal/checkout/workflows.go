@@ -100,10 +100,12 @@ type paymentWord struct {
 // checkout is the workflow "checkout.Checkout"; its id is the client's
 // idempotency key, so the same key always finds the same order.
 //
-// It costs, paid and dispatched: the workflow's row, placeOrder, the
-// placement event, the payment wait (its deadline and the word it
-// consumes), the dispatch's sleep and markDispatched, and the workflow's
-// outcome; the webhook's transaction settles the order and sends the word.
+// It costs, paid and dispatched: the workflow's row, the screening patch's
+// marker, placeOrder, the placement event, the payment wait (its deadline
+// and the word it consumes), the dispatch's sleep and markDispatched, and
+// the workflow's outcome; the webhook's transaction settles the order and
+// sends the word. A cart paid through the provider adds createIntent, and
+// an order with an email address a sendReceipt step per receipt.
 func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 	checkoutID, err := dbos.GetWorkflowID(ctx)
 	if err != nil {

@@ -244,6 +244,20 @@ func reserveLines(ctx context.Context, tx dbos.Querier, orderID int64, lines []s
 	return shortages, nil
 }
 
+// PruneClientLocks deletes the lock rows (pendingUnits) of the clients
+// that hold no order awaiting payment, and returns how many. A checkout of
+// such a client writes its row again; one writing it now holds it locked
+// until its order is in, and the delete waits for it and then finds the
+// order.
+func PruneClientLocks(ctx context.Context, tx dbos.Querier) (int64, error) {
+	res, err := tx.Exec(ctx, `DELETE FROM client_locks WHERE NOT EXISTS (
+		SELECT 1 FROM orders WHERE orders.client = client_locks.client AND orders.status = 'PENDING')`)
+	if err != nil {
+		return 0, fmt.Errorf("pruning the clients' lock rows: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // pendingUnits returns how many units client holds in orders awaiting
 // payment, and when the first of them reaches its payment deadline (the
 // zero time when none). It first locks the client's row of client_locks,
