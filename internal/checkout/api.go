@@ -342,7 +342,17 @@ func (c *Checkout) FindByKey(ctx context.Context, key string) (Found, error) {
 	if err != nil {
 		return Found{}, err
 	}
-	return c.found(ctx, o)
+	return c.found(ctx, o, nil)
+}
+
+// FindPlaced is FindByKey for the client that has just had the placement
+// of the key's checkout from Place: its page to pay on is not read again.
+func (c *Checkout) FindPlaced(ctx context.Context, key string, placed Placement) (Found, error) {
+	o, err := store.OrderByCheckoutID(ctx, c.db.Q(), key)
+	if err != nil {
+		return Found{}, err
+	}
+	return c.found(ctx, o, &placed)
 }
 
 // FindByPaymentID returns the order of a payment id, or an error of kind
@@ -355,23 +365,28 @@ func (c *Checkout) FindByPaymentID(ctx context.Context, paymentID string) (Found
 	if err != nil {
 		return Found{}, err
 	}
-	return c.found(ctx, o)
+	return c.found(ctx, o, nil)
 }
 
 // found completes an order with its lines and, while it awaits payment,
-// the page its customer pays on.
-func (c *Checkout) found(ctx context.Context, o shop.Order) (Found, error) {
+// the page its customer pays on: placed's, or else read from its
+// checkout's placement event.
+func (c *Checkout) found(ctx context.Context, o shop.Order, placed *Placement) (Found, error) {
 	f := Found{Order: o}
 	var err error
 	if f.Lines, err = store.OrderLines(ctx, c.db.Q(), o.ID); err != nil {
 		return f, err
 	}
-	if o.Status == shop.StatusPending {
-		placed, err := dbos.GetEvent[placement](dbos.From(c.dbosCtx, ctx), o.CheckoutID, EventPlaced, placementWait)
+	switch {
+	case o.Status != shop.StatusPending:
+	case placed != nil:
+		f.PayURL = placed.PayURL
+	default:
+		event, err := dbos.GetEvent[placement](dbos.From(c.dbosCtx, ctx), o.CheckoutID, EventPlaced, placementWait)
 		if err != nil && !isTimeout(err) {
 			return f, fmt.Errorf("reading the placement of checkout %s: %w", o.CheckoutID, err)
 		}
-		f.PayURL = placed.PayURL
+		f.PayURL = event.PayURL
 	}
 	return f, nil
 }

@@ -89,12 +89,11 @@ func handleCartCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handle
 			writeError(w, r, err)
 			return
 		}
-		found, err := co.FindByKey(r.Context(), key)
+		found, err := co.FindPlaced(r.Context(), key, placed)
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		found.PayURL = placed.PayURL
 		writeJSON(w, r, http.StatusOK, toCustomerOrderJSON(found))
 	})
 }
