@@ -201,19 +201,9 @@ func (c *Checkout) Fork(ctx context.Context, id string, startStep int) (string, 
 	return handle.GetWorkflowID(), nil
 }
 
-// forkRefusal says why workflow d may not be forked from startStep, or nil.
-//
-// What a fork of a checkout does: it gets a new id, and replays the
-// checkpoints before startStep. Its order is the one placeOrder recorded,
-// keyed by the original's id, and every write to it checks the status it
-// moves from (store), so a fork cannot settle a payment or release stock
-// that was settled or released already. But a fork that runs placeOrder
-// itself places a second order under its own id, reserving the stock again
-// for a purchase the customer made once, with a payment id no one knows;
-// one that runs createIntent asks the provider for a second intent (its
-// idempotency key holds the checkout's id), which could be paid as well
-// as the first; and a fork of a checkout still running, or of an order
-// already at its end, runs the order twice or does nothing.
+// forkRefusal says why workflow d may not be forked from startStep, or nil:
+// a checkout still running is not forked (two runs would work on one
+// order), and the fork must not run its effects again (replayRefusal).
 func forkRefusal(d WorkflowDetail, startStep int) error {
 	if d.Name != WorkflowCheckout {
 		return shop.Errorf(shop.ErrConflict, "only checkouts are forked from the console; %s is a %s", d.ID, d.Name)
@@ -221,6 +211,25 @@ func forkRefusal(d WorkflowDetail, startStep int) error {
 	if slices.Contains(cancellable, d.Status) {
 		return shop.Errorf(shop.ErrConflict, "checkout %s is %s, still running or about to: cancel it before forking it, or two runs would work on one order", d.ID, d.Status)
 	}
+	return replayRefusal(d, startStep, "forking")
+}
+
+// replayRefusal says why checkout d may not be run again from startStep,
+// by a fork or a rewind (doing names which), or nil.
+//
+// What a fork of a checkout does: it gets a new id, and replays the
+// checkpoints before startStep; a rewind keeps the id, drops the
+// checkpoints from startStep on and runs them again. Either way its order
+// is the one placeOrder recorded, keyed by the original's id, and every
+// write to it checks the status it moves from (store), so a replay cannot
+// settle a payment or release stock that was settled or released already.
+// But a replay that runs placeOrder itself places the order again, with a
+// payment id no one knows (under a fork's id: a second order, reserving
+// the stock again for a purchase the customer made once); one that runs
+// createIntent asks the provider for a second intent, which could be paid
+// as well as the first; and one of an order already at its end does
+// nothing.
+func replayRefusal(d WorkflowDetail, startStep int, doing string) error {
 	stepIDs := make([]int, len(d.Steps))
 	placeStep, intentStep := -1, -1
 	for i, s := range d.Steps {
@@ -233,16 +242,16 @@ func forkRefusal(d WorkflowDetail, startStep int) error {
 		}
 	}
 	if !slices.Contains(stepIDs, startStep) {
-		return shop.Errorf(shop.ErrInvalid, "checkout %s has no step %d: fork from one of its steps %v", d.ID, startStep, stepIDs)
+		return shop.Errorf(shop.ErrInvalid, "checkout %s has no step %d: start from one of its steps %v", d.ID, startStep, stepIDs)
 	}
 	if placeStep < 0 || startStep <= placeStep {
-		return shop.Errorf(shop.ErrConflict, "forking checkout %s from step %d would run %s again under a new id: a second order for the same purchase, its stock reserved twice", d.ID, startStep, stepPlaceOrder)
+		return shop.Errorf(shop.ErrConflict, "%s checkout %s from step %d would run %s again: a second order for the same purchase, its stock reserved twice", doing, d.ID, startStep, stepPlaceOrder)
 	}
 	if startStep <= intentStep {
-		return shop.Errorf(shop.ErrConflict, "forking checkout %s from step %d would run %s again under a new id: a second payment intent for the same order, which the customer could pay twice", d.ID, startStep, stepCreateIntent)
+		return shop.Errorf(shop.ErrConflict, "%s checkout %s from step %d would run %s again: a second payment intent for the same order, which the customer could pay twice", doing, d.ID, startStep, stepCreateIntent)
 	}
 	if d.Order != nil && d.Order.Status.Final() {
-		return shop.Errorf(shop.ErrConflict, "order %d of checkout %s is already %s: a fork has nothing left to do", d.Order.ID, d.ID, d.Order.Status)
+		return shop.Errorf(shop.ErrConflict, "order %d of checkout %s is already %s: %s it has nothing left to do", d.Order.ID, d.ID, d.Order.Status, doing)
 	}
 	return nil
 }

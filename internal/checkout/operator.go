@@ -23,9 +23,10 @@ type Workflow struct {
 	ForkedFrom string // the workflow this one was forked from, if any
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
-	// Resumable and Cancellable say whether Resume and Cancel would do
-	// anything: the console shows a button only where one would.
-	Resumable, Cancellable bool
+	// Resumable, Cancellable and Rewindable say whether Resume, Cancel
+	// and Rewind would do anything: the console shows a button only
+	// where one would.
+	Resumable, Cancellable, Rewindable bool
 }
 
 // WorkflowStatuses are the statuses a workflow can be in, as DBOS names them.
@@ -38,7 +39,8 @@ var WorkflowStatuses = []string{
 // resumable are the statuses a workflow can be resumed from: it stopped
 // before its end, and its checkpoints say where to go on. DBOS v1.8.0
 // resumes neither SUCCESS nor ERROR (its ResumeWorkflows skips them and
-// answers as if it had resumed them): a failed checkout is forked instead.
+// answers as if it had resumed them): a failed checkout is rewound
+// (Rewind) or forked instead.
 var resumable = []string{
 	string(dbos.WorkflowStatusCancelled),
 	string(dbos.WorkflowStatusMaxRecoveryAttemptsExceeded),
@@ -91,7 +93,8 @@ func toWorkflow(w dbos.WorkflowStatus) Workflow {
 	wf := Workflow{ID: w.ID, Name: w.Name, Status: status, ExecutorID: w.ExecutorID,
 		Attempts: w.Attempts, AppVersion: w.ApplicationVersion, ForkedFrom: w.ForkedFrom,
 		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
-		Resumable: slices.Contains(resumable, status), Cancellable: slices.Contains(cancellable, status)}
+		Resumable: slices.Contains(resumable, status), Cancellable: slices.Contains(cancellable, status),
+		Rewindable: rewindable(w)}
 	if w.Error != nil {
 		wf.Error = w.Error.Error()
 	}
@@ -113,7 +116,7 @@ func (c *Checkout) Resume(ctx context.Context, id string) error {
 	if status := found[0].Status; !slices.Contains(resumable, status) {
 		why := "only one that is CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED can be resumed"
 		if status == string(dbos.WorkflowStatusError) {
-			why = "DBOS does not resume a failed workflow; fork it from a step instead"
+			why = "DBOS does not resume a failed workflow: rewind it, or fork it, from a step"
 		}
 		return shop.Errorf(shop.ErrConflict, "workflow %s is %s: %s", id, status, why)
 	}

@@ -35,11 +35,12 @@ type consoleWorkflowJSON struct {
 	ForkedFrom  string `json:"forked_from,omitempty"`
 	Resumable   bool   `json:"resumable"`
 	Cancellable bool   `json:"cancellable"`
+	Rewindable  bool   `json:"rewindable"`
 }
 
 func toConsoleWorkflowJSON(wf checkout.Workflow) consoleWorkflowJSON {
 	return consoleWorkflowJSON{workflowJSON: toWorkflowJSON(wf), AppVersion: wf.AppVersion, ForkedFrom: wf.ForkedFrom,
-		Resumable: wf.Resumable, Cancellable: wf.Cancellable}
+		Resumable: wf.Resumable, Cancellable: wf.Cancellable, Rewindable: wf.Rewindable}
 }
 
 // handleConsole handles "GET /console": the console's page. It is served
@@ -189,9 +190,9 @@ func toWorkflowDetailJSON(d checkout.WorkflowDetail) workflowDetailJSON {
 	return out
 }
 
-// handleWorkflowAction handles "POST /api/workflows/{id}/cancel", "/resume"
-// and "/fork" ({"start_step": n}). Each, done or refused, is written to the
-// operator's audit log.
+// handleWorkflowAction handles "POST /api/workflows/{id}/cancel", "/resume",
+// "/fork" and "/rewind" (both {"start_step": n}). Each, done or refused, is
+// written to the operator's audit log.
 func (s *Server) handleWorkflowAction(action string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -213,13 +214,17 @@ func (s *Server) handleWorkflowAction(action string) http.Handler {
 			err = s.checkout.Cancel(r.Context(), id)
 		case "resume":
 			err = s.checkout.Resume(r.Context(), id)
-		case "fork":
+		case "fork", "rewind":
 			if body.StartStep == nil || *body.StartStep < 0 {
-				writeError(w, r, shop.Errorf(shop.ErrInvalid, `fork needs {"start_step": n}, the step to run on from (0 or more)`))
+				writeError(w, r, shop.Errorf(shop.ErrInvalid, `%s needs {"start_step": n}, the step to run on from (0 or more)`, action))
 				return
 			}
 			detail = fmt.Sprintf("from step %d", *body.StartStep)
-			forkID, err = s.checkout.Fork(r.Context(), id, *body.StartStep)
+			if action == "fork" {
+				forkID, err = s.checkout.Fork(r.Context(), id, *body.StartStep)
+			} else {
+				err = s.checkout.Rewind(r.Context(), id, *body.StartStep)
+			}
 		}
 		outcome := "done"
 		if forkID != "" {
@@ -237,7 +242,7 @@ func (s *Server) handleWorkflowAction(action string) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		done := map[string]string{"cancel": "cancelled", "resume": "resumed", "fork": "forked"}[action]
+		done := map[string]string{"cancel": "cancelled", "resume": "resumed", "fork": "forked", "rewind": "rewound"}[action]
 		s.logger.Info("an operator "+done+" a workflow", "workflow", id, "detail", detail, "fork", forkID, "actor", actorOf(r))
 		answer := map[string]string{"workflow_id": id, "action": action, done: id}
 		if forkID != "" {

@@ -108,12 +108,14 @@ type workflowView struct {
 		ForkedFrom  string `json:"forked_from"`
 		Resumable   bool   `json:"resumable"`
 		Cancellable bool   `json:"cancellable"`
+		Rewindable  bool   `json:"rewindable"`
 	} `json:"workflow"`
 	Steps []struct {
-		ID          int    `json:"step_id"`
-		Name        string `json:"name"`
-		Error       string `json:"error"`
-		ForkRefused string `json:"fork_refused"`
+		ID          int             `json:"step_id"`
+		Name        string          `json:"name"`
+		Output      json.RawMessage `json:"output"`
+		Error       string          `json:"error"`
+		ForkRefused string          `json:"fork_refused"`
 	} `json:"steps"`
 	Forks  []string   `json:"forks"`
 	Order  *orderView `json:"order"`

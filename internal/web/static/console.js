@@ -259,6 +259,10 @@ function renderDetail(d) {
     if (!s.fork_refused) {
       const button = Object.assign(document.createElement('button'), { type: 'button', className: 'fork', textContent: 'Fork from here…' });
       forkCell.append(button);
+      // A failed checkout is rewound in place, under its own id.
+      if (w.rewindable) {
+        forkCell.append(' ', Object.assign(document.createElement('button'), { type: 'button', className: 'rewind', textContent: 'Rewind to here…' }));
+      }
     } else {
       forkCell.className = 'muted fork-refused';
       forkCell.title = s.fork_refused;
@@ -355,6 +359,16 @@ function fork(button) {
     });
 }
 
+function rewind(button) {
+  const w = shown?.workflow;
+  const row = button.closest('tr');
+  if (!w || !row) return;
+  const step = Number(row.dataset.stepId);
+  askConfirm(`Rewind workflow ${w.workflow_id} to step ${step} (${row.dataset.stepName})? It keeps its id and order, drops its checkpoints from this step on and runs them again.`,
+    `/api/workflows/${encodeURIComponent(w.workflow_id)}/rewind`, { start_step: step },
+    () => `Workflow ${w.workflow_id} rewound to step ${step}.`);
+}
+
 /* ---------- Audit log ---------- */
 
 async function refreshActions() {
@@ -409,8 +423,9 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#confirm-yes').addEventListener('click', confirmed);
   $('#confirm-no').addEventListener('click', hideConfirm);
   $('#steps-body').addEventListener('click', (event) => {
-    const button = event.target.closest('button.fork');
-    if (button) fork(button);
+    const button = event.target.closest('button.fork, button.rewind');
+    if (button?.classList.contains('fork')) fork(button);
+    else if (button) rewind(button);
   });
   window.addEventListener('hashchange', () => { if (signedIn) refreshDetail(); });
   checkSession();
