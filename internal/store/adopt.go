@@ -24,6 +24,13 @@ const dbosInternalQueue = "_dbos_internal_queue"
 // DBOS v1.8.0 moves workflows to a newer version only in its commercial
 // auto-upgrade; this does it with one UPDATE of application_version on its
 // workflow_status table, whose columns DBOS's SDKs and tools share.
+//
+// dbos.RewindWorkflow with WithRewindApplicationVersion restamps one
+// workflow too, but it does not fit these: it refuses a PENDING or ENQUEUED
+// workflow (only a terminal one is rewound, so it would first have to be
+// cancelled), and it deletes every message the workflow has not consumed,
+// among them a payment word waiting for a checkout whose instance died.
+// The console's rewind of a failed checkout uses it (checkout.Rewind).
 func (db *DB) AdoptWorkflows(ctx context.Context, app, version string, from, executorIDs []string) (int64, error) {
 	if len(from) == 0 || len(executorIDs) == 0 {
 		return 0, nil
