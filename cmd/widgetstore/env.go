@@ -22,7 +22,7 @@ var envTwins = map[string]string{
 
 // envNone are the flags without a twin: they ask for an answer and an
 // exit, so one in the environment would stop every start.
-var envNone = map[string]bool{"version": true}
+var envNone = map[string]bool{"version": true, "healthcheck": true}
 
 // envName is the environment variable of the flag named name.
 func envName(name string) string {

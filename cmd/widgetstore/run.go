@@ -44,6 +44,7 @@ type config struct {
 	limits      web.CheckoutLimits
 	behindProxy bool
 	version     bool // -version: print the build and exit
+	healthcheck bool // -healthcheck: probe the server at addr and exit
 	// From the environment only, never flags that ps shows.
 	webhookKeys   [][]byte // WEBHOOK_SECRET, comma-separated: the first signs, all verify
 	operatorToken []byte   // OPERATOR_TOKEN
@@ -110,10 +111,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	cfg.smtpURL = getenv("SMTP_URL")
 	fs.StringVar(&cfg.publicURL, "public-url", "", "the shop's address as customers reach it, such as https://shop.example, for the links in their receipts (default: none)")
 	fs.BoolVar(&cfg.version, "version", false, "print the build and the DBOS application version, and exit")
+	fs.BoolVar(&cfg.healthcheck, "healthcheck", false, "probe GET /livez of the server at -addr, and exit 0 if it answers 200, else 1 (a container's HEALTHCHECK)")
 	if err := applyEnv(fs, getenv); err != nil {
 		return cfg, err
 	}
-	if err := fs.Parse(args); err != nil || cfg.version {
+	if err := fs.Parse(args); err != nil || cfg.version || cfg.healthcheck {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
@@ -234,10 +236,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return printVersion(stdout)
 	}
 	logger := cfg.log.logger(stderr)
-	if cfg.supervise {
-		return supervise(ctx, args, cfg.http.drain, stdout, stderr, logger)
+	if cfg.healthcheck {
+		err = healthcheck(ctx, cfg.addr)
+	} else if cfg.supervise {
+		err = supervise(ctx, args, cfg.http.drain, stdout, stderr, logger, cfg.log.format == "json")
+	} else {
+		err = serve(ctx, cfg, stdout, logger)
 	}
-	return serve(ctx, cfg, stdout, logger)
+	if err != nil && cfg.log.format == "json" {
+		// main's line would be text.
+		logger.Error("widgetstore stopped", slog.Any("error", err))
+		return errLogged
+	}
+	return err
 }
 
 // serve starts in order (database, migrations, DBOS with recovery, HTTP)
@@ -308,8 +319,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	}
 	handler := web.NewServer(logger, db, co, opts)
 	server := cfg.http.server(handler)
+	server.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn) // net/http's own lines, in the log's format
 	logMode(logger, cfg, listener.Addr(), db.Engine())
-	fmt.Fprintf(stdout, "widgetstore listening on %s\n", listener.Addr())
+	cfg.log.announce(stdout, listener.Addr())
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.Serve(listener) }()

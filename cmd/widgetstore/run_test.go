@@ -330,7 +330,7 @@ func startRun(t *testing.T, env map[string]string, args ...string) *shopRun {
 		t.Fatalf("reading the address: %v (run: %v)\n%s", err, r.stop(), r.log.String())
 	}
 	go io.Copy(io.Discard, stdout)
-	r.addr = strings.TrimSpace(strings.TrimPrefix(line, "widgetstore listening on "))
+	r.addr = listenAddr(line)
 	return r
 }
 

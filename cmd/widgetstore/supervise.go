@@ -24,8 +24,10 @@ const (
 // until ctx is done, which it passes on as SIGTERM. A clean exit of the
 // child ends the supervisor too. The child is given its stop budget
 // (stopBudget of its -drain) and supervisorSlack to stop before it is
-// killed.
-func supervise(ctx context.Context, args []string, drain time.Duration, stdout, stderr io.Writer, logger *slog.Logger) error {
+// killed. With jsonOnly (-log-format json), what the child writes that is
+// not JSON, such as a panic's trace, is wrapped in JSON records
+// (jsonLines).
+func supervise(ctx context.Context, args []string, drain time.Duration, stdout, stderr io.Writer, logger *slog.Logger, jsonOnly bool) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -34,13 +36,23 @@ func supervise(ctx context.Context, args []string, drain time.Duration, stdout, 
 	for {
 		cmd := exec.Command(exe, append(args, "-supervise=false")...)
 		cmd.Stdout, cmd.Stderr = stdout, stderr
+		flush := func() {}
+		if jsonOnly {
+			childOut, childErr := &jsonLines{w: stdout, level: slog.LevelInfo}, &jsonLines{w: stderr, level: slog.LevelError}
+			cmd.Stdout, cmd.Stderr = childOut, childErr
+			flush = func() { childOut.Flush(); childErr.Flush() }
+		}
 		stopWithParent(cmd)
 		started := time.Now()
 		if err := cmd.Start(); err != nil {
 			return err
 		}
 		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		go func() {
+			err := cmd.Wait() // after the child's output is copied
+			flush()
+			done <- err
+		}()
 
 		select {
 		case <-ctx.Done():
