@@ -19,10 +19,12 @@ const scrapeTimeout = 2 * time.Second
 // workflowCollector reads, at each scrape and never per purchase, what
 // only the database knows: the workflows by name and status
 // (dbos.GetWorkflowAggregates), the age of the oldest pending one of each
-// name, and on PostgreSQL the age of each instance's heartbeat.
+// name, the orders left PENDING past their deadline, and on PostgreSQL
+// the age of each instance's heartbeat.
 type workflowCollector struct {
 	c                          *Checkout
 	workflows, oldest, beatAge *prometheus.Desc
+	pastDeadline               *prometheus.Desc
 	up                         *prometheus.Desc
 }
 
@@ -34,6 +36,8 @@ func newWorkflowCollector(c *Checkout) *workflowCollector {
 			"Age of the oldest PENDING workflow of each name, since its creation.", []string{"name"}, nil),
 		beatAge: prometheus.NewDesc("widgetstore_executor_heartbeat_age_seconds",
 			"Time since each instance's last heartbeat (PostgreSQL, where instances share the database).", []string{"executor"}, nil),
+		pastDeadline: prometheus.NewDesc("widgetstore_orders_past_deadline",
+			"Orders still PENDING past their payment deadline and the watch's grace (at most 100 counted): their checkout should have cancelled them, and has not (cancelled, failed or stranded).", nil, nil),
 		up: prometheus.NewDesc("widgetstore_workflow_metrics_up",
 			"1 when the scrape could read the workflows' metrics from the database, 0 when it could not (they are missing then).", nil, nil),
 	}
@@ -43,6 +47,7 @@ func (wc *workflowCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- wc.workflows
 	ch <- wc.oldest
 	ch <- wc.beatAge
+	ch <- wc.pastDeadline
 	ch <- wc.up
 }
 
@@ -79,6 +84,12 @@ func (wc *workflowCollector) Collect(ch chan<- prometheus.Metric) {
 		for id, at := range beats {
 			ch <- prometheus.MustNewConstMetric(wc.beatAge, prometheus.GaugeValue, max(now.Sub(at).Seconds(), 0), id)
 		}
+	}
+	if stuck, err := store.PendingPastDeadline(ctx, wc.c.db.Q(), now, 2*watchInterval); err != nil {
+		up = 0
+		wc.c.logger.Warn("reading the orders past their deadline", slog.Any("error", err))
+	} else {
+		ch <- prometheus.MustNewConstMetric(wc.pastDeadline, prometheus.GaugeValue, float64(len(stuck)))
 	}
 	ch <- prometheus.MustNewConstMetric(wc.up, prometheus.GaugeValue, up)
 }
