@@ -223,8 +223,11 @@ func logMode(logger *slog.Logger, cfg config, addr net.Addr, engine string) {
 }
 
 // run runs the shop until ctx is done: under the supervisor by default,
-// else the server itself.
+// else the server itself; or, first argument "backup", the backup command.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "backup" {
+		return backup(ctx, args[1:], getenv, stderr)
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil // -h asked for the usage, which is printed

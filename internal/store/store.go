@@ -81,12 +81,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		}
 		return &DB{Postgres: pool, URL: url}, nil
 	}
-	if scheme, _, ok := strings.Cut(url, "://"); ok && scheme != "sqlite" {
-		return nil, fmt.Errorf("unsupported database %q: want a postgres://, postgresql:// or sqlite: URL", scheme)
-	}
-	path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//")
-	if path == "" {
-		return nil, errors.New("empty database path")
+	path, err := sqlitePath(url)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("creating the database directory: %w", err)
@@ -118,6 +115,18 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	// the WAL also always complete, with no reader to hold them back.
 	db.SetMaxOpenConns(1)
 	return &DB{SQLite: db, URL: "sqlite:" + path}, nil
+}
+
+// sqlitePath is the file of a sqlite: URL (sqlite:PATH or sqlite://PATH).
+func sqlitePath(url string) (string, error) {
+	if scheme, _, ok := strings.Cut(url, "://"); ok && scheme != "sqlite" {
+		return "", fmt.Errorf("unsupported database %q: want a postgres://, postgresql:// or sqlite: URL", scheme)
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "//")
+	if path == "" {
+		return "", errors.New("empty database path")
+	}
+	return path, nil
 }
 
 // createDatabase creates the database that config names, connected to the
