@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -59,46 +60,9 @@ func handleConsole(assets fs.FS) http.Handler {
 // offset.
 func handleConsoleWorkflows(co *checkout.Checkout) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		list := func(name string) []string {
-			if v := q.Get(name); v != "" {
-				return strings.Split(v, ",")
-			}
-			return nil
-		}
-		f := checkout.WorkflowFilter{Statuses: list("status"), Names: list("name"), Executors: list("executor"),
-			AppVersions: list("version"), IDPrefix: q.Get("prefix"), Limit: 50}
-		var errs []error
-		for _, p := range []struct {
-			name string
-			to   *time.Time
-		}{{"after", &f.CreatedAfter}, {"before", &f.CreatedBefore}} {
-			if v := q.Get(p.name); v != "" {
-				t, err := time.Parse(time.RFC3339, v)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s must be a time in RFC 3339 (2026-01-02T15:04:05Z), not %q", p.name, v))
-				}
-				*p.to = t
-			}
-		}
-		for _, p := range []struct {
-			name     string
-			to       *int
-			min, max int
-		}{{"limit", &f.Limit, 1, consolePageSize}, {"offset", &f.Offset, 0, 1_000_000}} {
-			if v := q.Get(p.name); v != "" {
-				n, err := strconv.Atoi(v)
-				if err != nil || n < p.min || n > p.max {
-					errs = append(errs, fmt.Errorf("%s must be a whole number from %d to %d", p.name, p.min, p.max))
-				}
-				*p.to = n
-			}
-		}
-		if err := validateWorkflowID(f.IDPrefix); err != nil {
-			errs = append(errs, errors.New("prefix: "+err.Error()))
-		}
-		if len(errs) > 0 {
-			writeError(w, r, shop.Errorf(shop.ErrInvalid, "%s", errors.Join(errs...).Error()))
+		f, err := parseWorkflowFilter(r.URL.Query())
+		if err != nil {
+			writeError(w, r, err)
 			return
 		}
 		workflows, err := co.ListWorkflows(r.Context(), f)
@@ -112,6 +76,54 @@ func handleConsoleWorkflows(co *checkout.Checkout) http.Handler {
 		}
 		writeJSON(w, r, http.StatusOK, map[string]any{"workflows": out, "limit": f.Limit, "offset": f.Offset})
 	})
+}
+
+// parseWorkflowFilter reads the console's workflow filter from a query:
+// status, name, executor and version (each comma-separated), prefix,
+// after and before (RFC 3339), limit (at most consolePageSize) and offset.
+// A malformed one is an error of kind shop.ErrInvalid naming every fault.
+func parseWorkflowFilter(q url.Values) (checkout.WorkflowFilter, error) {
+	list := func(name string) []string {
+		if v := q.Get(name); v != "" {
+			return strings.Split(v, ",")
+		}
+		return nil
+	}
+	f := checkout.WorkflowFilter{Statuses: list("status"), Names: list("name"), Executors: list("executor"),
+		AppVersions: list("version"), IDPrefix: q.Get("prefix"), Limit: 50}
+	var errs []error
+	for _, p := range []struct {
+		name string
+		to   *time.Time
+	}{{"after", &f.CreatedAfter}, {"before", &f.CreatedBefore}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s must be a time in RFC 3339 (2026-01-02T15:04:05Z), not %q", p.name, v))
+			}
+			*p.to = t
+		}
+	}
+	for _, p := range []struct {
+		name     string
+		to       *int
+		min, max int
+	}{{"limit", &f.Limit, 1, consolePageSize}, {"offset", &f.Offset, 0, 1_000_000}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < p.min || n > p.max {
+				errs = append(errs, fmt.Errorf("%s must be a whole number from %d to %d", p.name, p.min, p.max))
+			}
+			*p.to = n
+		}
+	}
+	if err := validateWorkflowID(f.IDPrefix); err != nil {
+		errs = append(errs, errors.New("prefix: "+err.Error()))
+	}
+	if len(errs) > 0 {
+		return f, shop.Errorf(shop.ErrInvalid, "%s", errors.Join(errs...).Error())
+	}
+	return f, nil
 }
 
 // handleConsoleFind handles "GET /api/console/find?q=<order id or

@@ -53,6 +53,8 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /api/workflows/{id}/rewind", s.operator(s.handleWorkflowAction("rewind")))
 	s.mux.Handle("GET /api/console/workflows", s.operator(handleConsoleWorkflows(s.checkout)))
 	s.mux.Handle("GET /api/console/find", s.operator(handleConsoleFind(s.checkout)))
+	s.mux.Handle("GET /api/console/bulk/{action}", s.operator(handleBulkPreview(s.checkout)))
+	s.mux.Handle("POST /api/console/bulk/{action}", s.operator(s.handleBulkAction()))
 	s.mux.Handle("GET /api/console/stuck", s.operator(handleStuck(s.checkout, s.staleAfter())))
 	s.mux.Handle("GET /api/operator/actions", s.operator(handleOperatorActions(s.db)))
 	s.mux.Handle("GET /api/operator/session", s.handleSession())

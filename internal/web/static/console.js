@@ -369,6 +369,31 @@ function rewind(button) {
     () => `Workflow ${w.workflow_id} rewound to step ${step}.`);
 }
 
+// bulk cancels or resumes every workflow the filter selects (not only
+// this page's), once the operator confirms their number: the server
+// refuses if the number changed meanwhile.
+async function bulk(kind) {
+  const q = filterQuery();
+  q.delete('limit');
+  q.delete('offset');
+  const path = `/api/console/bulk/${kind}?${q}`;
+  const { res, data } = await getJson(path);
+  if (!data) {
+    say(await errorText(res), 'error');
+    return;
+  }
+  const done = kind === 'cancel' ? 'cancelled' : 'resumed';
+  if (data.count === 0) {
+    say(`No workflow the filter selects can be ${done}.`);
+    return;
+  }
+  askConfirm(`${kind === 'cancel' ? 'Cancel' : 'Resume'} ${data.count} workflow${data.count === 1 ? '' : 's'}, every one the filter selects?`,
+    path, { count: data.count }, (answer) => {
+      const refused = Object.keys(answer.refused || {}).length;
+      return `${(answer.done || []).length} of ${answer.count} ${done}${refused ? `; ${refused} refused (see the audit log)` : ''}.`;
+    });
+}
+
 /* ---------- Audit log ---------- */
 
 async function refreshActions() {
@@ -420,6 +445,8 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#next').addEventListener('click', () => { offset += PAGE_SIZE; refreshWorkflows(); });
   $('#d-cancel').addEventListener('click', () => action('cancel'));
   $('#d-resume').addEventListener('click', () => action('resume'));
+  $('#bulk-cancel').addEventListener('click', () => bulk('cancel'));
+  $('#bulk-resume').addEventListener('click', () => bulk('resume'));
   $('#confirm-yes').addEventListener('click', confirmed);
   $('#confirm-no').addEventListener('click', hideConfirm);
   $('#steps-body').addEventListener('click', (event) => {
