@@ -16,7 +16,8 @@ import (
 // and asks no operator route; the console signs in, finds a checkout by its
 // order id, shows its steps, cancels it behind a confirmation, shows a
 // failed checkout's error with no Resume button, forks it from its failed
-// step and follows the fork to its end; the audit log shows both actions,
+// step and follows the fork to its end, rewinds another failed checkout in
+// place, cancels two in bulk by a filter; the audit log shows the actions,
 // and the shop's page, signed in, shows the operator's controls.
 func TestBrowserConsole(t *testing.T) {
 	t.Parallel()
@@ -100,9 +101,42 @@ func TestBrowserConsole(t *testing.T) {
 	b.waitJS("the fork, finished, its order DISPATCHED", textJS("#d-id")+` !== '`+failedKey+`' && `+textJS("#d-forked-from")+
 		` === '`+failedKey+`' && `+textJS("#d-status")+` === 'SUCCESS' && `+textJS("#d-order-status")+` === 'DISPATCHED'`, dispatchTimeout)
 
-	// 6. The audit log shows both actions, by this session.
-	b.waitJS("the audit log's two actions", `Array.from(document.querySelectorAll('#actions-body tr'), (r) => r.textContent)
-		.filter((t) => t.includes('session ') && (t.includes('cancel') || t.includes('forked as'))).length === 2`, waitTimeout)
+	// 5b. Another failed checkout, rewound in place from its payment wait
+	// once the database is mended: same id, its order dispatched.
+	repair = failDispatch(t, s.db)
+	const rewoundKey = "browser-console-rewound"
+	payment = s.do(t, "POST", "/checkout/"+rewoundKey, "").body
+	if r := s.do(t, "POST", "/payment_webhook/"+payment+"/paid", ""); r.status != 200 {
+		b.fatalf("paying: %d %s", r.status, r.body)
+	}
+	b.do("opening "+rewoundKey, chromedp.Navigate(s.URL+"/console#wf="+rewoundKey))
+	b.waitJS("the failed checkout with Rewind offered", textJS("#d-id")+` === '`+rewoundKey+`' && `+textJS("#d-status")+
+		` === 'ERROR' && !!document.querySelector('#steps-body tr[data-step-name="DBOS.recv"] button.rewind')`, dispatchTimeout)
+	if b.visible(`#steps-body tr[data-step-name="checkout.placeOrder"] button.rewind`) {
+		b.fatalf("the failed checkout offers a rewind to placeOrder, which would place its order again")
+	}
+	repair()
+	b.do("clicking Rewind on its wait", chromedp.Click(chromedp.CSS(`#steps-body tr[data-step-name="DBOS.recv"] button.rewind`)))
+	b.waitJS("the confirmation", visibleJS("#confirm"), waitTimeout)
+	b.do("confirming the rewind", chromedp.Click(chromedp.CSS("#confirm-yes")))
+	b.waitJS("the rewound checkout, finished under its own id, its order DISPATCHED", textJS("#d-id")+` === '`+rewoundKey+`' && `+
+		textJS("#d-status")+` === 'SUCCESS' && `+textJS("#d-order-status")+` === 'DISPATCHED'`, dispatchTimeout)
+
+	// 5c. Two pending checkouts cancelled in bulk, by a filter, behind a
+	// confirmation that names their number.
+	for _, key := range []string{"browser-bulk-1", "browser-bulk-2"} {
+		if r := s.do(t, "POST", "/checkout/"+key, ""); r.status != 200 {
+			b.fatalf("POST /checkout/%s: %d %s", key, r.status, r.body)
+		}
+	}
+	b.do("filtering by the prefix", chromedp.SetValue(chromedp.CSS("#f-prefix"), "browser-bulk-"), chromedp.Click(chromedp.CSS("#bulk-cancel")))
+	b.waitJS("the confirmation naming 2 workflows", visibleJS("#confirm")+` && `+textJS("#confirm-text")+`.includes('2 workflows')`, waitTimeout)
+	b.do("confirming the bulk cancel", chromedp.Click(chromedp.CSS("#confirm-yes")))
+	b.waitJS("the message of 2 cancelled", `document.body.textContent.includes('2 of 2 cancelled')`, waitTimeout)
+
+	// 6. The audit log shows the actions, by this session.
+	b.waitJS("the audit log's five actions", `Array.from(document.querySelectorAll('#actions-body tr'), (r) => r.textContent)
+		.filter((t) => t.includes('session ') && (t.includes('cancel') || t.includes('forked as') || t.includes('rewind'))).length === 5`, waitTimeout)
 
 	b.screenshot("console.png")
 
