@@ -151,7 +151,8 @@ type stepJSON struct {
 }
 
 // handleWorkflow handles "GET /api/workflows/{id}": one workflow, its
-// input, output, error, checkpoints, forks and, for a checkout, its order.
+// input, output, error, checkpoints, forks and, for a checkout, its order;
+// the customer's data in them masked (see personal.go).
 func handleWorkflow(co *checkout.Checkout) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -164,7 +165,7 @@ func handleWorkflow(co *checkout.Checkout) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, r, http.StatusOK, toWorkflowDetailJSON(d))
+		writeJSON(w, r, http.StatusOK, toWorkflowDetailJSON(d, false))
 	})
 }
 
@@ -174,8 +175,15 @@ type workflowDetailJSON struct {
 	Output   json.RawMessage     `json:"output"`
 	Steps    []stepJSON          `json:"steps"`
 	Forks    []string            `json:"forks"`
-	Order    *orderJSON          `json:"order"`
+	Order    *consoleOrderJSON   `json:"order"`
 	Ledger   []ledgerJSON        `json:"ledger"`
+}
+
+// consoleOrderJSON is an order as the console shows it: with its payment
+// id, and the customer's email (masked unless revealed).
+type consoleOrderJSON struct {
+	orderJSON
+	Email string `json:"email,omitempty"`
 }
 
 type ledgerJSON struct {
@@ -185,7 +193,15 @@ type ledgerJSON struct {
 	At        time.Time `json:"at"`
 }
 
-func toWorkflowDetailJSON(d checkout.WorkflowDetail) workflowDetailJSON {
+// toWorkflowDetailJSON is the console's view of a workflow: its customer's
+// personal data masked, unless reveal.
+func toWorkflowDetailJSON(d checkout.WorkflowDetail, reveal bool) workflowDetailJSON {
+	if !reveal {
+		d.Input, d.Output = maskPersonal(d.Input), maskPersonal(d.Output)
+		for i := range d.Steps {
+			d.Steps[i].Output = maskPersonal(d.Steps[i].Output)
+		}
+	}
 	out := workflowDetailJSON{Workflow: toConsoleWorkflowJSON(d.Workflow), Input: d.Input, Output: d.Output,
 		Steps: make([]stepJSON, len(d.Steps)), Forks: append([]string{}, d.Forks...), Ledger: make([]ledgerJSON, len(d.Ledger))}
 	for i, e := range d.Ledger {
@@ -196,7 +212,10 @@ func toWorkflowDetailJSON(d checkout.WorkflowDetail) workflowDetailJSON {
 			StartedAt: s.StartedAt, CompletedAt: s.CompletedAt, ForkRefused: s.ForkRefused}
 	}
 	if d.Order != nil {
-		order := toOrderJSON(*d.Order, false) // the operator's: with its payment id
+		order := consoleOrderJSON{orderJSON: toOrderJSON(*d.Order, false), Email: d.Order.Email}
+		if !reveal && order.Email != "" {
+			order.Email = maskEmail(order.Email)
+		}
 		out.Order = &order
 	}
 	return out

@@ -252,7 +252,7 @@ func (s *Server) handleWorkflowEvents() http.Handler {
 			if err != nil {
 				return nil, err
 			}
-			return json.Marshal(toWorkflowDetailJSON(d))
+			return json.Marshal(toWorkflowDetailJSON(d, false))
 		})
 	})
 }

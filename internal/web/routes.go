@@ -50,6 +50,7 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /api/workflows/{id}/resume", s.operator(s.handleWorkflowAction("resume")))
 	s.mux.Handle("POST /api/workflows/{id}/cancel", s.operator(s.handleWorkflowAction("cancel")))
 	s.mux.Handle("POST /api/workflows/{id}/fork", s.operator(s.handleWorkflowAction("fork")))
+	s.mux.Handle("POST /api/workflows/{id}/reveal", s.operator(s.handleWorkflowReveal()))
 	s.mux.Handle("POST /api/workflows/{id}/rewind", s.operator(s.handleWorkflowAction("rewind")))
 	s.mux.Handle("GET /api/console/workflows", s.operator(handleConsoleWorkflows(s.checkout)))
 	s.mux.Handle("GET /api/console/find", s.operator(handleConsoleFind(s.checkout)))

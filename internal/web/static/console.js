@@ -231,6 +231,8 @@ function renderDetail(d) {
     $('#d-order-status').dataset.status = d.order.status;
     $('#d-order-product').textContent = `${d.order.quantity} × ${d.order.product}`;
     $('#d-order-payment').textContent = d.order.payment_id;
+    $('#d-order-email-row').hidden = !d.order.email;
+    $('#d-order-email').textContent = d.order.email || '';
     $('#d-ledger').textContent = d.ledger.length
       ? d.ledger.map((e) => `${e.reason} ${e.delta > 0 ? '+' : ''}${e.delta} of product ${e.product_id}`).join(', ')
       : 'no moves';
@@ -296,6 +298,8 @@ async function refreshDetail() {
     shownId = id;
     shown = null;
     hideConfirm();
+    $('#d-revealed').hidden = true;
+    $('#d-revealed-data').textContent = '';
     watchDetail(id);
   }
   if (!id) {
@@ -394,6 +398,20 @@ async function bulk(kind) {
     });
 }
 
+// reveal shows, once, what the console masks of the shown workflow's
+// customer: the order's email, the recorded input and steps.
+function reveal() {
+  const w = shown?.workflow;
+  if (!w) return;
+  askConfirm(`Reveal the customer's data of workflow ${w.workflow_id}? The reveal is written to the audit log.`,
+    `/api/workflows/${encodeURIComponent(w.workflow_id)}/reveal`, undefined, (d) => {
+      const steps = Object.fromEntries((d.steps || []).map((s) => [`${s.step_id} ${s.name}`, s.output]));
+      $('#d-revealed-data').textContent = pretty({ email: d.order?.email ?? null, input: d.input, steps });
+      $('#d-revealed').hidden = false;
+      return `Revealed the customer's data of ${w.workflow_id}.`;
+    });
+}
+
 /* ---------- Audit log ---------- */
 
 async function refreshActions() {
@@ -445,6 +463,7 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#next').addEventListener('click', () => { offset += PAGE_SIZE; refreshWorkflows(); });
   $('#d-cancel').addEventListener('click', () => action('cancel'));
   $('#d-resume').addEventListener('click', () => action('resume'));
+  $('#d-reveal').addEventListener('click', reveal);
   $('#bulk-cancel').addEventListener('click', () => bulk('cancel'));
   $('#bulk-resume').addEventListener('click', () => bulk('resume'));
   $('#confirm-yes').addEventListener('click', confirmed);
