@@ -101,6 +101,24 @@ func TestMetricsCountPurchases(t *testing.T) {
 // and labels) to its value.
 func scrape(t *testing.T, addr, token string) map[string]string {
 	t.Helper()
+	series := map[string]string{}
+	for _, line := range metricsLines(t, addr, token) {
+		if strings.HasPrefix(line, "#") || line == "" {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			t.Fatalf("a line of /metrics is not a series and its value: %q", line)
+		}
+		series[line[:i]] = line[i+1:]
+	}
+	return series
+}
+
+// metricsLines are the lines of GET /metrics, read with the operator's
+// token.
+func metricsLines(t *testing.T, addr, token string) []string {
+	t.Helper()
 	req, err := http.NewRequest("GET", "http://"+addr+"/metrics", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -114,21 +132,13 @@ func scrape(t *testing.T, addr, token string) map[string]string {
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("GET /metrics: %s, %s", resp.Status, resp.Header.Get("Content-Type"))
 	}
-	series := map[string]string{}
-	lines := bufio.NewScanner(resp.Body)
-	for lines.Scan() {
-		line := lines.Text()
-		if strings.HasPrefix(line, "#") || line == "" {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			t.Fatalf("a line of /metrics is not a series and its value: %q", line)
-		}
-		series[line[:i]] = line[i+1:]
+	var lines []string
+	scanner := bufio.NewScanner(resp.Body)
+	for scanner.Scan() {
+		lines = append(lines, scanner.Text())
 	}
-	if err := lines.Err(); err != nil {
+	if err := scanner.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return series
+	return lines
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -239,23 +238,9 @@ func TestPromqlMetrics(t *testing.T) {
 // lines), with the series names of histograms and summaries.
 func servedMetrics(t *testing.T, addr, token string) map[string]bool {
 	t.Helper()
-	req, err := http.NewRequest("GET", "http://"+addr+"/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET /metrics: %s", resp.Status)
-	}
 	names := map[string]bool{}
-	lines := bufio.NewScanner(resp.Body)
-	for lines.Scan() {
-		fields := strings.Fields(lines.Text())
+	for _, line := range metricsLines(t, addr, token) {
+		fields := strings.Fields(line)
 		if len(fields) != 4 || fields[0] != "#" || fields[1] != "TYPE" {
 			continue
 		}
@@ -265,9 +250,6 @@ func servedMetrics(t *testing.T, addr, token string) map[string]bool {
 				names[fields[2]+suffix] = true
 			}
 		}
-	}
-	if err := lines.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return names
 }

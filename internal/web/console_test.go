@@ -50,6 +50,20 @@ func failDispatch(t testing.TB, db *store.DB) (repair func()) {
 	}
 }
 
+// failedCheckout places and pays the checkout key, whose dispatch the
+// database then refuses (failDispatch), and waits for it to fail: its
+// payment id, its view, and the repair of the database.
+func failedCheckout(t *testing.T, s *testServer, op *operatorClient, key string) (paymentID string, failed workflowView, repair func()) {
+	t.Helper()
+	repair = failDispatch(t, s.db)
+	paymentID = s.do(t, "POST", "/checkout/"+key, "").body
+	if r := s.do(t, "POST", "/payment_webhook/"+paymentID+"/paid", ""); r.status != 200 {
+		t.Fatalf("paying: %d %s", r.status, r.body)
+	}
+	failed = op.waitWorkflow(t, key, "ERROR", func(v workflowView) bool { return v.Workflow.Status == "ERROR" })
+	return paymentID, failed, repair
+}
+
 // operatorClient talks to the console's API as the page does, with a
 // session cookie and the page's Origin.
 type operatorClient struct {
@@ -255,12 +269,7 @@ func TestConsoleActions(t *testing.T) {
 
 		// A paid checkout whose dispatch the database refuses fails, with
 		// its error's text.
-		repair := failDispatch(t, s.db)
-		failedPayment := s.do(t, "POST", "/checkout/console-failed", "").body
-		if r := s.do(t, "POST", "/payment_webhook/"+failedPayment+"/paid", ""); r.status != 200 {
-			t.Fatalf("paying: %d %s", r.status, r.body)
-		}
-		failed := op.waitWorkflow(t, "console-failed", "ERROR", func(v workflowView) bool { return v.Workflow.Status == "ERROR" })
+		failedPayment, failed, repair := failedCheckout(t, s, op, "console-failed")
 		if !strings.Contains(failed.Workflow.Error, "disk on fire") {
 			t.Errorf("the failed checkout's error reads %q, want the database's 'disk on fire'", failed.Workflow.Error)
 		}

@@ -35,12 +35,7 @@ func TestConsoleRewind(t *testing.T) {
 			t.Errorf("rewinding a cancelled checkout: %d %s, want 409 pointing at resume", status, body)
 		}
 
-		repair := failDispatch(t, s.db)
-		paymentID := s.do(t, "POST", "/checkout/rewind-failed", "").body
-		if r := s.do(t, "POST", "/payment_webhook/"+paymentID+"/paid", ""); r.status != 200 {
-			t.Fatalf("paying: %d %s", r.status, r.body)
-		}
-		failed := op.waitWorkflow(t, "rewind-failed", "ERROR", func(v workflowView) bool { return v.Workflow.Status == "ERROR" })
+		paymentID, failed, repair := failedCheckout(t, s, op, "rewind-failed")
 		if !failed.Workflow.Rewindable || failed.Order == nil || failed.Order.Status != "PAID" {
 			t.Fatalf("the failed checkout: %+v, want it rewindable with its order PAID", failed)
 		}
