@@ -24,8 +24,8 @@ import (
 // changes it (a step added, removed or moved, behind dbos.Patch) gets a new
 // version, so that instances of an older build, which would fail on the
 // new checkouts' histories, never run them; and it lists in
-// AdoptedVersions the older versions whose checkouts it finishes. The
-// README's "Changing a workflow" says how.
+// AdoptedVersions the older versions whose checkouts it finishes.
+// docs/design.md ("Changing a workflow") says how.
 //
 // widgetstore-2: the checkout places its order in one step, waits for the
 // webhook's word with Recv and dispatches inline; the payment and dispatch
