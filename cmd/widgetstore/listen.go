@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"net"
 	"net/http"
 	"sync"
@@ -33,12 +32,19 @@ const (
 	defaultMaxConns     = 1024
 )
 
-func (c *httpConfig) flags(fs *flag.FlagSet) {
-	fs.DurationVar(&c.readTimeout, "read-timeout", defaultReadTimeout, "longest a client may take to send a request, headers and body")
-	fs.DurationVar(&c.writeTimeout, "write-timeout", defaultWriteTimeout, "longest from a request's headers to its answer sent (a checkout may wait 30 s for its workflow)")
-	fs.DurationVar(&c.idleTimeout, "idle-timeout", defaultIdleTimeout, "how long a kept-alive connection may wait for its next request")
-	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait in the kernel's queue")
-	fs.DurationVar(&c.drain, "drain", 0, "at a shutdown, how long /readyz answers 503 while the server still serves, before it stops (behind a load balancer: its probes' period times their failure threshold)")
+func (c *httpConfig) settings() []setting {
+	return []setting{
+		{flag: "read-timeout", value: value(&c.readTimeout, defaultReadTimeout),
+			usage: "longest a client may take to send a request, headers and body"},
+		{flag: "write-timeout", value: value(&c.writeTimeout, defaultWriteTimeout),
+			usage: "longest from a request's headers to its answer sent (a checkout may wait 30 s for its workflow)"},
+		{flag: "idle-timeout", value: value(&c.idleTimeout, defaultIdleTimeout),
+			usage: "how long a kept-alive connection may wait for its next request"},
+		{flag: "max-conns", value: value(&c.maxConns, defaultMaxConns),
+			usage: "most connections served at once; more wait in the kernel's queue"},
+		{flag: "drain", value: value(&c.drain, 0),
+			usage: "at a shutdown, how long /readyz answers 503 while the server still serves, before it stops (behind a load balancer: its probes' period times their failure threshold)"},
+	}
 }
 
 func (c httpConfig) check() error {
