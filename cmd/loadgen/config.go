@@ -59,11 +59,18 @@ type shopBinary struct {
 	Demo  bool
 }
 
+// lists are the flags read as text and checked by the mode that takes
+// them.
+type lists struct {
+	url, customers, shops, engines, shopArgs string
+}
+
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var cfg config
+	var raw lists
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	rawURL := fs.String("url", "http://127.0.0.1:8080", "the widgetstore to drive, on this machine (loopback)")
+	fs.StringVar(&raw.url, "url", "http://127.0.0.1:8080", "the widgetstore to drive, on this machine (loopback)")
 	fs.Float64Var(&cfg.rate, "rate", 20, "open loop: checkouts started per second")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to start purchases for")
 	fs.IntVar(&cfg.maxStarts, "n", 0, "open loop: start at most this many checkouts (default: rate × duration)")
@@ -74,14 +81,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "timeout of each request")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
 
-	customers := fs.String("customers", "", "closed loop: customers buying one after another, or a list to sweep (1,8,32,64)")
+	fs.StringVar(&raw.customers, "customers", "", "closed loop: customers buying one after another, or a list to sweep (1,8,32,64)")
 	fs.IntVar(&cfg.warmup, "warmup", 2, "closed loop: purchases per customer before measuring, not measured")
 	fs.DurationVar(&cfg.dispatchWait, "dispatch-wait", 2*time.Minute, "closed loop: longest wait for the dispatches to finish after the load")
-	shops := fs.String("shop", "", "start this widgetstore binary for every run, or several to compare: label=PATH,label2=PATH2; "+
+	fs.StringVar(&raw.shops, "shop", "", "start this widgetstore binary for every run, or several to compare: label=PATH,label2=PATH2; "+
 		"the label "+demoLabel+" marks DBOS's demo shop (built by cmd/loadgen/demo/build.sh), run on PostgreSQL only")
-	engines := fs.String("engine", "sqlite", "with -shop: sqlite, postgres, or both (sqlite,postgres)")
+	fs.StringVar(&raw.engines, "engine", "sqlite", "with -shop: sqlite, postgres, or both (sqlite,postgres)")
 	fs.IntVar(&cfg.rounds, "rounds", 1, "with -shop: times to repeat the whole sweep, binaries interleaved within each")
-	shopArgs := fs.String("shop-args", "", "with -shop: more flags for the shop, separated by spaces (e.g. \"-dispatch-interval 100ms\")")
+	fs.StringVar(&raw.shopArgs, "shop-args", "", "with -shop: more flags for the shop, separated by spaces (e.g. \"-dispatch-interval 100ms\")")
 	fs.StringVar(&cfg.pgAdminURL, "pg-admin-url", defaultPGAdminURL, "with -engine postgres: where to create and drop each run's database (loopback only)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -89,7 +96,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	var err error
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 
@@ -101,59 +107,71 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := checkCommon(cfg); err != nil {
 		return cfg, err
 	}
-	if *customers == "" {
-		if err := refuseFlags(given, "without -customers", "shop", "engine", "rounds", "shop-args", "pg-admin-url", "warmup", "dispatch-wait"); err != nil {
-			return cfg, err
-		}
-		if err := checkOpenLoop(&cfg); err != nil {
-			return cfg, err
-		}
-		cfg.baseURL, err = checkURL(*rawURL)
-		return cfg, err
+	if raw.customers == "" {
+		return cfg, cfg.openLoop(raw, given)
 	}
+	return cfg, cfg.closedLoop(raw, given)
+}
 
-	if err := refuseFlags(given, "with -customers (they are the open loop's)", "rate", "n", "concurrency", "pay"); err != nil {
-		return cfg, err
+// openLoop checks the flags of the open loop, against -url.
+func (cfg *config) openLoop(raw lists, given map[string]bool) (err error) {
+	if err := refuseFlags(given, "without -customers", "shop", "engine", "rounds", "shop-args", "pg-admin-url", "warmup", "dispatch-wait"); err != nil {
+		return err
 	}
-	if cfg.customers, err = parseCustomers(*customers); err != nil {
-		return cfg, err
+	if err := checkOpenLoop(cfg); err != nil {
+		return err
+	}
+	cfg.baseURL, err = checkURL(raw.url)
+	return err
+}
+
+// closedLoop checks the flags of the closed loop, against -url or the
+// shops it starts.
+func (cfg *config) closedLoop(raw lists, given map[string]bool) (err error) {
+	if err := refuseFlags(given, "with -customers (they are the open loop's)", "rate", "n", "concurrency", "pay"); err != nil {
+		return err
+	}
+	if cfg.customers, err = parseCustomers(raw.customers); err != nil {
+		return err
 	}
 	switch {
 	case cfg.warmup < 0:
-		return cfg, fmt.Errorf("-warmup must not be negative, not %d", cfg.warmup)
+		return fmt.Errorf("-warmup must not be negative, not %d", cfg.warmup)
 	case cfg.dispatchWait <= 0:
-		return cfg, fmt.Errorf("-dispatch-wait must be positive, not %v", cfg.dispatchWait)
+		return fmt.Errorf("-dispatch-wait must be positive, not %v", cfg.dispatchWait)
 	}
-	if *shops == "" {
+	if raw.shops == "" {
 		if err := refuseFlags(given, "without -shop", "engine", "rounds", "shop-args", "pg-admin-url"); err != nil {
-			return cfg, err
+			return err
 		}
-		cfg.baseURL, err = checkURL(*rawURL)
-		return cfg, err
+		cfg.baseURL, err = checkURL(raw.url)
+		return err
 	}
+	return cfg.startedShops(raw, given)
+}
 
+// startedShops checks the flags of the shops loadgen starts (-shop).
+func (cfg *config) startedShops(raw lists, given map[string]bool) (err error) {
 	if err := refuseFlags(given, "with -shop (loadgen starts the shop on loopback itself)", "url"); err != nil {
-		return cfg, err
+		return err
 	}
-	if cfg.shops, err = parseShops(*shops); err != nil {
-		return cfg, err
+	if cfg.shops, err = parseShops(raw.shops); err != nil {
+		return err
 	}
-	if cfg.engines, err = parseEngines(*engines); err != nil {
-		return cfg, err
+	if cfg.engines, err = parseEngines(raw.engines); err != nil {
+		return err
 	}
 	if cfg.rounds < 1 {
-		return cfg, fmt.Errorf("-rounds must be at least 1, not %d", cfg.rounds)
+		return fmt.Errorf("-rounds must be at least 1, not %d", cfg.rounds)
 	}
 	if slices.ContainsFunc(cfg.shops, func(b shopBinary) bool { return b.Demo }) && !slices.Contains(cfg.engines, "postgres") {
-		return cfg, fmt.Errorf("-shop %s=...: DBOS's demo runs on PostgreSQL only: add -engine postgres", demoLabel)
+		return fmt.Errorf("-shop %s=...: DBOS's demo runs on PostgreSQL only: add -engine postgres", demoLabel)
 	}
-	cfg.shopArgs = strings.Fields(*shopArgs)
+	cfg.shopArgs = strings.Fields(raw.shopArgs)
 	if slices.Contains(cfg.engines, "postgres") {
-		if err := checkPGURL(cfg.pgAdminURL); err != nil {
-			return cfg, err
-		}
+		return checkPGURL(cfg.pgAdminURL)
 	}
-	return cfg, nil
+	return nil
 }
 
 // checkCommon checks the flags of both modes.
