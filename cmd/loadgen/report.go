@@ -27,7 +27,6 @@ type latency struct {
 func summarize(ds []time.Duration) latency {
 	sorted := slices.Clone(ds)
 	slices.Sort(sorted)
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	return latency{
 		Count: len(sorted),
 		P50:   ms(percentile(sorted, 50)),

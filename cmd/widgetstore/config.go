@@ -177,11 +177,12 @@ func (s setting) define(fs *flag.FlagSet, getenv func(string) string) error {
 	}
 	if s.flag != "" {
 		usage := s.usage
-		if len(env) > 0 {
-			usage += " [$" + env[0] + "]"
-		}
-		for _, other := range env[min(1, len(env)):] {
-			usage += " (else $" + other + ")"
+		for i, name := range env {
+			if i == 0 {
+				usage += " [$" + name + "]"
+			} else {
+				usage += " (else $" + name + ")"
+			}
 		}
 		fs.Var(s.value, s.flag, usage)
 	}
