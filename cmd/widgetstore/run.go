@@ -51,6 +51,7 @@ type config struct {
 	publicURL     string
 	checkout      checkout.Config
 	retention     checkout.Retention
+	tracing       tracingConfig // from the OTEL_* variables
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -134,6 +135,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := checkTakeover(cfg.heartbeat, cfg.takeover); err != nil {
 		return cfg, err
 	}
+	tracing, err := parseTracing(getenv)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.tracing = tracing
 	if pending := cfg.checkout.PendingUnitsPerClient; cfg.limits.PerMinute < 0 || pending < 0 || 0 < pending && pending < shop.MaxQuantity {
 		return cfg, fmt.Errorf("-checkouts-per-minute must be 0 (no limit) or more, -pending-units 0 (no limit) or at least %d, what one checkout may buy", shop.MaxQuantity)
 	}
@@ -276,11 +282,25 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		db.Close()
 		return err
 	}
-	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
+	// Before DBOS launches: the checkouts it recovers trace their steps.
+	tracer, err := cfg.tracing.start(ctx, logger)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	launch := checkout.LaunchConfig{
 		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger, Metrics: metrics,
 		Provider: provider, Register: provider.Register, Receipts: receipts, PublicURL: cfg.publicURL,
-	})
+	}
+	opts := web.Options{WebhookSecrets: cfg.webhookKeys, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy,
+		Metrics: metrics, Events: verifier, ProviderPages: provider.Handler(), StaleAfter: cfg.takeover}
+	if tracer != nil { // a nil *TracerProvider in the interface would not be nil
+		logger = traceLogs(logger)
+		launch.Logger, launch.Tracer, opts.Tracer = logger, tracer, tracer
+	}
+	co, err := checkout.Launch(ctx, db, launch)
 	if err != nil {
+		flushTraces(tracer, logger)
 		db.Close()
 		return err
 	}
@@ -298,11 +318,10 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		if err := co.Shutdown(dbosShutdownTimeout); err != nil {
 			logger.Error("shutting down", slog.Any("error", err))
 		}
+		flushTraces(tracer, logger) // the last steps' spans
 		db.Close()
 	}
 
-	opts := web.Options{WebhookSecrets: cfg.webhookKeys, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy,
-		Metrics: metrics, Events: verifier, ProviderPages: provider.Handler(), StaleAfter: cfg.takeover}
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}
