@@ -24,6 +24,8 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/widgetstore/widgetstore/internal/dbtest"
 )
 
 func TestParseTracing(t *testing.T) {
@@ -71,15 +73,16 @@ func TestParseTracing(t *testing.T) {
 }
 
 // TestTracesAPurchase: with an OTLP endpoint set, one purchase, paid and
-// dispatched, reaches a real collector (OTLP/HTTP, and OTLP/gRPC) as one
-// tree: the checkout request's span, and under it a span for each of the
+// dispatched, reaches a real collector (OTLP/HTTP on each engine, and
+// OTLP/gRPC) as one tree: the checkout request's span, and under it a span for each of the
 // checkout's steps, each with the workflow's and the order's ids; the
 // webhook's span names the workflow too; and the request's log line
 // carries its trace id and its workflow.
 func TestTracesAPurchase(t *testing.T) {
 	t.Parallel()
-	for _, protocol := range []string{"http/protobuf", "grpc"} {
-		t.Run(strings.ReplaceAll(protocol, "/", "-"), func(t *testing.T) {
+	for _, tt := range []struct{ protocol, engine string }{{"http/protobuf", "sqlite"}, {"http/protobuf", "postgres"}, {"grpc", "sqlite"}} {
+		protocol := tt.protocol
+		t.Run(strings.ReplaceAll(protocol, "/", "-")+"/"+tt.engine, func(t *testing.T) {
 			t.Parallel()
 			spans := &collected{}
 			env := map[string]string{"OTEL_SERVICE_NAME": "widgetstore-test", "OTEL_EXPORTER_OTLP_PROTOCOL": protocol}
@@ -88,7 +91,7 @@ func TestTracesAPurchase(t *testing.T) {
 			} else {
 				env["OTEL_EXPORTER_OTLP_ENDPOINT"] = spans.serveHTTP(t)
 			}
-			r := startRun(t, env, "-log-format", "json", "-log-level", "debug", "-dispatch-steps", "1", "-dispatch-interval", "10ms",
+			r := startRun(t, env, "-db", dbtest.NewDatabase(t, tt.engine), "-log-format", "json", "-log-level", "debug", "-dispatch-steps", "1", "-dispatch-interval", "10ms",
 				"-checkouts-per-minute", "0")
 			const key = "traced-1"
 			paymentID := post(t, r.addr, "/checkout/"+key, `{"product_id": 1, "quantity": 2, "email": "ann@example.com"}`)
