@@ -283,24 +283,20 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		return err
 	}
 	// Before DBOS launches: the checkouts it recovers trace their steps.
-	tracer, err := cfg.tracing.start(ctx, logger)
+	tracer, flushTraces, err := cfg.tracing.start(ctx, logger)
 	if err != nil {
 		db.Close()
 		return err
 	}
-	launch := checkout.LaunchConfig{
-		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger, Metrics: metrics,
-		Provider: provider, Register: provider.Register, Receipts: receipts, PublicURL: cfg.publicURL,
-	}
-	opts := web.Options{WebhookSecrets: cfg.webhookKeys, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy,
-		Metrics: metrics, Events: verifier, ProviderPages: provider.Handler(), StaleAfter: cfg.takeover}
-	if tracer != nil { // a nil *TracerProvider in the interface would not be nil
+	if tracer != nil {
 		logger = traceLogs(logger)
-		launch.Logger, launch.Tracer, opts.Tracer = logger, tracer, tracer
 	}
-	co, err := checkout.Launch(ctx, db, launch)
+	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
+		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger, Metrics: metrics,
+		Provider: provider, Register: provider.Register, Receipts: receipts, PublicURL: cfg.publicURL, Tracer: tracer,
+	})
 	if err != nil {
-		flushTraces(tracer, logger)
+		flushTraces()
 		db.Close()
 		return err
 	}
@@ -318,10 +314,12 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		if err := co.Shutdown(dbosShutdownTimeout); err != nil {
 			logger.Error("shutting down", slog.Any("error", err))
 		}
-		flushTraces(tracer, logger) // the last steps' spans
+		flushTraces() // the last steps' spans
 		db.Close()
 	}
 
+	opts := web.Options{WebhookSecrets: cfg.webhookKeys, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy,
+		Metrics: metrics, Events: verifier, ProviderPages: provider.Handler(), StaleAfter: cfg.takeover, Tracer: tracer}
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}

@@ -82,22 +82,24 @@ func parseTracing(getenv func(string) string) (tracingConfig, error) {
 func (c tracingConfig) on() bool { return c.endpoint != "" }
 
 // start makes the tracer provider that exports the shop's spans, in
-// batches, to the endpoint; nil when tracing is off. Shut it down after
-// the server and the checkout, to flush the last spans. The exporter
-// connects when it first exports: the collector may start after the shop,
-// and spans are dropped, with a warning, while it cannot be reached. It
-// reads the rest of its settings (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT,
-// _COMPRESSION, _CERTIFICATE) and the SDK its sampler and batching
-// (OTEL_TRACES_SAMPLER, OTEL_BSP_*) from the process's environment.
+// batches, to the endpoint, and the function that shuts it down, sending
+// the last spans: call it after the server and the checkout have stopped.
+// Tracing off, the provider is nil and the function does nothing. The
+// exporter connects when it first exports: the collector may start after
+// the shop, and spans are dropped, with a warning, while it cannot be
+// reached. It reads the rest of its settings (OTEL_EXPORTER_OTLP_HEADERS,
+// _TIMEOUT, _COMPRESSION, _CERTIFICATE) and the SDK its sampler and
+// batching (OTEL_TRACES_SAMPLER, OTEL_BSP_*) from the process's
+// environment.
 //
 // It sets the one global the OpenTelemetry API has no way around: the
 // error handler, which the SDK reports failed exports to, so that they are
 // logged through the shop's logger (as JSON with -log-format json) rather
 // than printed by the API's default logger. Nothing else is global: the
 // provider is passed down to web and checkout.
-func (c tracingConfig) start(ctx context.Context, logger *slog.Logger) (*sdktrace.TracerProvider, error) {
+func (c tracingConfig) start(ctx context.Context, logger *slog.Logger) (trace.TracerProvider, func(), error) {
 	if !c.on() {
-		return nil, nil
+		return nil, func() {}, nil
 	}
 	var exporter sdktrace.SpanExporter
 	var err error
@@ -107,7 +109,7 @@ func (c tracingConfig) start(ctx context.Context, logger *slog.Logger) (*sdktrac
 		exporter, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(c.endpoint))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("the OTLP trace exporter: %w", err)
+		return nil, nil, fmt.Errorf("the OTLP trace exporter: %w", err)
 	}
 	// Later options win: the variables over the shop's defaults, and
 	// OTEL_SERVICE_NAME as this process was given it over all.
@@ -120,13 +122,21 @@ func (c tracingConfig) start(ctx context.Context, logger *slog.Logger) (*sdktrac
 	}
 	res, err := resource.New(ctx, options...)
 	if err != nil {
-		return nil, fmt.Errorf("the traces' resource (OTEL_RESOURCE_ATTRIBUTES): %w", err)
+		return nil, nil, fmt.Errorf("the traces' resource (OTEL_RESOURCE_ATTRIBUTES): %w", err)
 	}
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		logger.Warn("exporting traces", slog.String("endpoint", c.endpoint), slog.Any("error", err))
 	}))
 	logger.Info("tracing", "endpoint", c.endpoint, "service", cmp.Or(c.serviceName, defaultServiceName))
-	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res)), nil
+	provider := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))
+	flush := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), tracesFlushTimeout)
+		defer cancel()
+		if err := provider.Shutdown(ctx); err != nil {
+			logger.Warn("flushing the last traces", slog.Any("error", err))
+		}
+	}
+	return provider, flush, nil
 }
 
 // traceLogs is a logger that adds to each line logged with a context
@@ -150,17 +160,4 @@ func (h traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h traceHandler) WithGroup(name string) slog.Handler {
 	return traceHandler{h.Handler.WithGroup(name)}
-}
-
-// flushTraces shuts the tracer provider down, if there is one, sending the
-// spans not yet exported within tracesFlushTimeout.
-func flushTraces(tracer *sdktrace.TracerProvider, logger *slog.Logger) {
-	if tracer == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), tracesFlushTimeout)
-	defer cancel()
-	if err := tracer.Shutdown(ctx); err != nil {
-		logger.Warn("flushing the last traces", slog.Any("error", err))
-	}
 }

@@ -16,7 +16,7 @@ import (
 // be written; at Debug otherwise, and when the client left before its
 // answer. It names the workflow the request is about, if any
 // (noteWorkflow), and is logged with the request's context, whose span a
-// tracing logger takes the trace id of (cmd/widgetstore, logs.go).
+// tracing logger takes the trace id of (cmd/widgetstore's traceLogs).
 func (s *Server) logRequest(r *http.Request, rec *statusRecorder, d time.Duration) {
 	fields := []any{"id", rec.id, "method", r.Method, "path", r.URL.Path}
 	if rec.workflow != "" {
