@@ -81,6 +81,14 @@ func parseTracing(getenv func(string) string) (tracingConfig, error) {
 // on reports whether the shop traces.
 func (c tracingConfig) on() bool { return c.endpoint != "" }
 
+// protocol is the OTLP protocol the spans go over.
+func (c tracingConfig) protocol() string {
+	if c.grpc {
+		return "grpc"
+	}
+	return "http/protobuf"
+}
+
 // start makes the tracer provider that exports the shop's spans, in
 // batches, to the endpoint, and the function that shuts it down, sending
 // the last spans: call it after the server and the checkout have stopped.
@@ -124,10 +132,13 @@ func (c tracingConfig) start(ctx context.Context, logger *slog.Logger) (trace.Tr
 	if err != nil {
 		return nil, nil, fmt.Errorf("the traces' resource (OTEL_RESOURCE_ATTRIBUTES): %w", err)
 	}
+	// Logged without a password the URL may hold (parseTracing parsed it).
+	endpoint, _ := url.Parse(c.endpoint)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		logger.Warn("exporting traces", slog.String("endpoint", c.endpoint), slog.Any("error", err))
+		logger.Warn("exporting traces", slog.String("endpoint", endpoint.Redacted()), slog.Any("error", err))
 	}))
-	logger.Info("tracing", "endpoint", c.endpoint, "service", cmp.Or(c.serviceName, defaultServiceName))
+	logger.Info("tracing", "endpoint", endpoint.Redacted(), "protocol", c.protocol(),
+		"service", cmp.Or(c.serviceName, defaultServiceName))
 	provider := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))
 	flush := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), tracesFlushTimeout)

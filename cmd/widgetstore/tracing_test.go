@@ -172,6 +172,37 @@ func TestRunWithoutTracing(t *testing.T) {
 	}
 }
 
+// TestTracingToADeadCollector: a collector that cannot be reached costs
+// the shop nothing but its spans: the purchase goes on, the shutdown ends
+// in its budget, and the lost spans are logged as a warning, in JSON like
+// every other line.
+func TestTracingToADeadCollector(t *testing.T) {
+	t.Parallel()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + listener.Addr().String()
+	listener.Close() // nothing listens there any more
+	r := startRun(t, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": dead}, "-log-format", "json", "-checkouts-per-minute", "0")
+	paymentID := post(t, r.addr, "/checkout/dead-collector-1", "")
+	post(t, r.addr, "/payment_webhook/"+paymentID+"/paid", "")
+	if err := r.stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	var warned bool
+	for line := range strings.Lines(r.log.String()) {
+		var record struct{ Level, Msg string }
+		if err := json.Unmarshal([]byte(line), &record); err != nil {
+			t.Errorf("a line that is not JSON: %s", line)
+		}
+		warned = warned || record.Level == "WARN" && strings.Contains(record.Msg, "traces")
+	}
+	if !warned {
+		t.Errorf("no warning that the spans were lost:\n%s", r.log.String())
+	}
+}
+
 // post posts body to the shop at path, wants 200, and returns the answer.
 func post(t *testing.T, addr, path, body string) string {
 	t.Helper()
