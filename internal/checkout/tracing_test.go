@@ -12,9 +12,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/checkout/checkouttest"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
 	"github.com/widgetstore/widgetstore/internal/shop"
-	"github.com/widgetstore/widgetstore/internal/store"
 )
 
 // TestTracedCheckoutRecovered: a checkout left waiting for its payment by
@@ -28,18 +28,7 @@ func TestTracedCheckoutRecovered(t *testing.T) {
 	dbtest.RunEach(t, func(t *testing.T, url string) {
 		t.Parallel()
 		ctx := context.Background()
-		open := func() *store.DB {
-			db, err := store.Open(ctx, url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(db.Close)
-			if err := db.Migrate(ctx, dbtest.Logger(t)); err != nil {
-				t.Fatal(err)
-			}
-			return db
-		}
-		db := open()
+		db := checkouttest.Open(t, url, dbtest.Logger(t))
 		launch := checkout.LaunchConfig{Checkout: fastConfig, ExecutorID: "test", Logger: dbtest.Logger(t)}
 		co, err := checkout.Launch(ctx, db, launch)
 		if err != nil {
@@ -53,7 +42,7 @@ func TestTracedCheckoutRecovered(t *testing.T) {
 		if err := co.Shutdown(10 * time.Second); err != nil { // the checkout stays pending, waiting
 			t.Fatal(err)
 		}
-		db = open() // DBOS closed the one it was given
+		db = checkouttest.Open(t, url, dbtest.Logger(t)) // DBOS closed the one it was given
 
 		spans := tracetest.NewInMemoryExporter()
 		tracer := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans)) // exported as each ends
