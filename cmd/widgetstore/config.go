@@ -39,6 +39,7 @@ type config struct {
 	publicURL     string
 	checkout      checkout.Config
 	retention     checkout.Retention
+	tracing       tracingConfig // from the OTEL_* variables
 }
 
 // setting is one line of the configuration: a flag and its environment
@@ -159,6 +160,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg.limits.PaymentWindow = cfg.checkout.PaymentTimeout
+	tracing, err := parseTracing(getenv)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.tracing = tracing
 	for _, check := range cfg.checks() {
 		if err := check(); err != nil {
 			return cfg, err

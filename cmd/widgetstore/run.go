@@ -109,11 +109,21 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		db.Close()
 		return err
 	}
+	// Before DBOS launches: the checkouts it recovers trace their steps.
+	tracer, flushTraces, err := cfg.tracing.start(ctx, logger)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	if tracer != nil {
+		logger = traceLogs(logger)
+	}
 	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
 		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger, Metrics: metrics,
-		Provider: provider, Register: provider.Register, Receipts: receipts, PublicURL: cfg.publicURL,
+		Provider: provider, Register: provider.Register, Receipts: receipts, PublicURL: cfg.publicURL, Tracer: tracer,
 	})
 	if err != nil {
+		flushTraces()
 		db.Close()
 		return err
 	}
@@ -131,11 +141,12 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		if err := co.Shutdown(dbosShutdownTimeout); err != nil {
 			logger.Error("shutting down", slog.Any("error", err))
 		}
+		flushTraces() // the last steps' spans
 		db.Close()
 	}
 
 	opts := web.Options{WebhookSecrets: cfg.webhookKeys, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy,
-		Metrics: metrics, Events: verifier, ProviderPages: provider.Handler(), StaleAfter: cfg.takeover}
+		Metrics: metrics, Events: verifier, ProviderPages: provider.Handler(), StaleAfter: cfg.takeover, Tracer: tracer}
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}
