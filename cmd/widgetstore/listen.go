@@ -4,8 +4,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"sync"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // httpConfig bounds what a client may hold of the server: how long it may
@@ -74,50 +75,7 @@ func (c httpConfig) listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &limitListener{Listener: l, slots: make(chan struct{}, c.maxConns), done: make(chan struct{})}, nil
-}
-
-// limitListener accepts at most cap(slots) connections at once: Accept
-// waits for one of them to close, and the connections beyond wait in the
-// kernel's listen queue. It is golang.org/x/net/netutil.LimitListener in a
-// few lines, which spares the module golang.org/x/net (its current versions
-// require Go 1.26, the shop Go 1.25).
-type limitListener struct {
-	net.Listener
-	slots     chan struct{}
-	done      chan struct{} // closed by Close: an Accept waiting for a slot returns
-	closeOnce sync.Once
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	conn, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
-	}
-	return &limitConn{Conn: conn, release: func() { <-l.slots }}, nil
-}
-
-func (l *limitListener) Close() error {
-	err := l.Listener.Close()
-	l.closeOnce.Do(func() { close(l.done) })
-	return err
-}
-
-// limitConn gives its slot back when it is closed, once.
-type limitConn struct {
-	net.Conn
-	releaseOnce sync.Once
-	release     func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.releaseOnce.Do(c.release)
-	return err
+	// Accept waits for a connection to close, and the connections beyond
+	// wait in the kernel's listen queue.
+	return netutil.LimitListener(l, c.maxConns), nil
 }
