@@ -39,15 +39,15 @@ func TestBackupUnderLoad(t *testing.T) {
 	for client := range 4 {
 		load.Go(func() {
 			for n := 0; !stop.Load(); n++ {
-				status, payment := post(t, addr, fmt.Sprintf("/checkout/backup-%d-%d", client, n))
+				status, payment := tryPost(t, addr, fmt.Sprintf("/checkout/backup-%d-%d", client, n))
 				if status != 200 {
 					continue // out of stock, say
 				}
 				switch n % 3 {
 				case 0:
-					post(t, addr, "/payment_webhook/"+payment+"/paid")
+					tryPost(t, addr, "/payment_webhook/"+payment+"/paid")
 				case 1:
-					post(t, addr, "/payment_webhook/"+payment+"/failed")
+					tryPost(t, addr, "/payment_webhook/"+payment+"/failed")
 				}
 				purchases.Add(1)
 			}
@@ -134,8 +134,10 @@ func TestBackupUnderLoad(t *testing.T) {
 	checkBooks(t, restored.addr, "the restored copy, its checkouts finished")
 }
 
-// post posts an empty body, returning the answer's status and body.
-func post(t *testing.T, addr, path string) (int, string) {
+// tryPost posts an empty body, returning the answer's status and body. A
+// failure to connect is an error of the test, not fatal: the load's
+// goroutines call it, where Fatal may not be called.
+func tryPost(t *testing.T, addr, path string) (int, string) {
 	resp, err := http.Post("http://"+addr+path, "text/plain", nil)
 	if err != nil {
 		t.Error(err)

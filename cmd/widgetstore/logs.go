@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,10 +19,11 @@ type logConfig struct {
 	level  slog.Level
 }
 
-func (c *logConfig) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.format, "log-format", "text", "log lines as text (key=value) or json; with json every line the process writes is JSON")
-	// slog.Level parses debug, info, warn and error, any case.
-	fs.TextVar(&c.level, "log-level", slog.LevelInfo, "least level logged: debug (one line per request), info, warn or error")
+func (c *logConfig) settings() []setting {
+	return []setting{
+		{flag: "log-format", value: value(&c.format, "text"), usage: "log lines as text (key=value) or json; with json every line the process writes is JSON"},
+		{flag: "log-level", value: value(&c.level, slog.LevelInfo), usage: "least level logged: debug (one line per request), info, warn or error"},
+	}
 }
 
 func (c logConfig) check() error {
