@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err != nil && cfg.log.format == "json" {
 		// main's line would be text.
-		logger.Error("widgetstore stopped", slog.Any("error", err))
+		logger.Error("widgetstore exits on an error", slog.Any("error", err))
 		return errLogged
 	}
 	return err

@@ -67,8 +67,8 @@ func (c *Checkout) Rewind(ctx context.Context, id string, startStep int) error {
 	if _, err := dbos.RewindWorkflow[Result](c.dbosCtx, id, opts...); err != nil {
 		return fmt.Errorf("rewinding workflow %s to step %d: %w", id, startStep, err)
 	}
-	if !rewindsWait(d, startStep) {
-		return nil
+	if d.Order == nil || !rewindsWait(d, startStep) {
+		return nil // no order to be paid (a refusal failed to publish), or its word kept
 	}
 	order, err := store.GetOrder(ctx, c.db.Q(), d.Order.ID)
 	if err != nil {
