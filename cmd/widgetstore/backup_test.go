@@ -34,20 +34,26 @@ func TestBackupUnderLoad(t *testing.T) {
 	addr := shop.addr(t, 1)
 
 	var stop atomic.Bool
-	var purchases atomic.Int64
+	var purchases, failures atomic.Int64 // failures: answers 5xx
 	var load sync.WaitGroup
 	for client := range 4 {
 		load.Go(func() {
 			for n := 0; !stop.Load(); n++ {
 				status, payment := tryPost(t, addr, fmt.Sprintf("/checkout/backup-%d-%d", client, n))
+				if status >= 500 {
+					failures.Add(1)
+				}
 				if status != 200 {
 					continue // out of stock, say
 				}
 				switch n % 3 {
 				case 0:
-					tryPost(t, addr, "/payment_webhook/"+payment+"/paid")
+					status, _ = tryPost(t, addr, "/payment_webhook/"+payment+"/paid")
 				case 1:
-					tryPost(t, addr, "/payment_webhook/"+payment+"/failed")
+					status, _ = tryPost(t, addr, "/payment_webhook/"+payment+"/failed")
+				}
+				if status >= 500 {
+					failures.Add(1)
 				}
 				purchases.Add(1)
 			}
@@ -63,6 +69,9 @@ func TestBackupUnderLoad(t *testing.T) {
 	waitFor(t, "purchases after the backup", func() bool { return purchases.Load() >= during+10 })
 	stop.Store(true)
 	load.Wait()
+	if failures.Load() > 0 {
+		t.Errorf("%d requests answered 5xx while the backup ran beside the shop", failures.Load())
+	}
 	copied, err := os.ReadFile(backupFile)
 	if err != nil {
 		t.Fatal(err)
