@@ -120,6 +120,7 @@ type workflowView struct {
 		Status      string `json:"status"`
 		Error       string `json:"error"`
 		ForkedFrom  string `json:"forked_from"`
+		AppVersion  string `json:"app_version"`
 		Resumable   bool   `json:"resumable"`
 		Cancellable bool   `json:"cancellable"`
 		Rewindable  bool   `json:"rewindable"`

@@ -1,11 +1,13 @@
 package web_test
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
 	"github.com/widgetstore/widgetstore/internal/web"
 )
@@ -121,4 +123,56 @@ func (v workflowView) stepOutput(name string) json.RawMessage {
 		}
 	}
 	return nil
+}
+
+// TestConsoleRewindOlderVersion, on both engines: a failed checkout
+// recorded under a version this build replays (checkout.AdoptedVersions;
+// here restamped as a previous release would have recorded it) is rewound
+// under this build's version and finishes here; one of a version this
+// build does not know is refused with nothing changed.
+func TestConsoleRewindOlderVersion(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
+		s := newTestServerWith(t, url, testConfig, web.Options{OperatorToken: []byte(consoleToken)})
+		op := signIn(t, s)
+		repair := failDispatch(t, s.db)
+		table := "workflow_status"
+		if s.db.Engine() == "postgres" {
+			table = "dbos.workflow_status"
+		}
+		recv := map[string]int{}
+		for key, version := range map[string]string{"rewind-adopted": checkout.AdoptedVersions[0], "rewind-unknown": "widgetstore-0"} {
+			payment := s.do(t, "POST", "/checkout/"+key, "").body
+			if r := s.do(t, "POST", "/payment_webhook/"+payment+"/paid", ""); r.status != 200 {
+				t.Fatalf("paying: %d %s", r.status, r.body)
+			}
+			failed := op.waitWorkflow(t, key, "ERROR", func(v workflowView) bool { return v.Workflow.Status == "ERROR" })
+			recv[key] = failed.stepID("DBOS.recv")
+			if _, err := s.db.Q().Exec(context.Background(), `UPDATE `+table+` SET application_version = $1 WHERE workflow_uuid = $2`, version, key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		repair()
+
+		body := `{"start_step": ` + strconv.Itoa(recv["rewind-unknown"]) + `}`
+		if status, answer := op.do(t, "POST", "/api/workflows/rewind-unknown/rewind", body); status != 409 || !strings.Contains(answer, "does not replay") {
+			t.Errorf("rewinding a checkout of an unknown version: %d %s, want 409 saying this build does not replay it", status, answer)
+		}
+		if v := op.waitWorkflow(t, "rewind-unknown", "anything", func(workflowView) bool { return true }); v.Workflow.Status != "ERROR" {
+			t.Errorf("the refused rewind left the checkout %s", v.Workflow.Status)
+		}
+
+		body = `{"start_step": ` + strconv.Itoa(recv["rewind-adopted"]) + `}`
+		if status, answer := op.do(t, "POST", "/api/workflows/rewind-adopted/rewind", body); status != 202 {
+			t.Fatalf("rewinding a checkout of %s: %d %s", checkout.AdoptedVersions[0], status, answer)
+		}
+		done := op.waitWorkflow(t, "rewind-adopted", "SUCCESS", func(v workflowView) bool { return v.Workflow.Status == "SUCCESS" })
+		if done.Workflow.AppVersion != checkout.ApplicationVersion || done.Order == nil || done.Order.Status != "DISPATCHED" {
+			t.Errorf("the rewound checkout: %+v, order %+v; want it under %s, its order DISPATCHED", done.Workflow, done.Order, checkout.ApplicationVersion)
+		}
+		if breaches := auditBreaches(t, s, "Authorization", "Bearer "+consoleToken); len(breaches) != 0 {
+			t.Errorf("the books: %q", breaches)
+		}
+	})
 }
