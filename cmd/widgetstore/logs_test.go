@@ -11,7 +11,8 @@ import (
 )
 
 // TestJSONLogsOnly runs the real binary, under its supervisor, with
-// -log-format json: it serves purchases and bad requests, its server is
+// -log-format json: it serves purchases and bad requests, DBOS logs an
+// unpaid checkout's timeout, its server is
 // killed by the crash button and restarted, and it stops on SIGTERM; a
 // second one fails to start on the address taken. Every line either wrote,
 // on stdout and stderr, is a JSON record with a time, a level and a
@@ -19,7 +20,7 @@ import (
 func TestJSONLogsOnly(t *testing.T) {
 	t.Parallel()
 	db := "sqlite:" + t.TempDir() + "/widgetstore.db"
-	shop := startBinary(t, nil, "-log-format", "json", "-log-level", "debug", "-addr", "127.0.0.1:0", "-db", db)
+	shop := startBinary(t, nil, "-log-format", "json", "-log-level", "debug", "-addr", "127.0.0.1:0", "-db", db, "-payment-timeout", "1s")
 	addr := shop.addr(t, 1)
 	post := func(path string) string {
 		t.Helper()
@@ -35,6 +36,9 @@ func TestJSONLogsOnly(t *testing.T) {
 	payment := post("/checkout/json-logs")
 	post("/payment_webhook/" + payment + "/paid")
 	post("/payment_webhook/pay_nope/paid") // a 400
+	post("/checkout/json-logs-unpaid")
+	// DBOS's own line, at WARN, for the wait that times out.
+	shop.stderr.wait(t, "DBOS's line for the unpaid checkout", func(line string) bool { return strings.Contains(line, "Recv() timeout") })
 	post("/crash_application")
 	shop.stderr.wait(t, "the supervisor's restart", func(line string) bool { return strings.Contains(line, "restarting") })
 	addr = shop.addr(t, 2)
