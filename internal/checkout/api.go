@@ -229,20 +229,20 @@ func (c *Checkout) Pay(ctx context.Context, paymentID string, status shop.Paymen
 // not keep is owed back, and its refund is started. It returns the order
 // the event is about. Events of other types are acknowledged and ignored.
 func (c *Checkout) HandleEvent(ctx context.Context, e payment.Event) (store.Settlement, error) {
-	var status shop.PaymentStatus
-	switch e.Type {
-	case payment.EventSucceeded:
-		status = shop.PaymentPaid
-	case payment.EventFailed:
-		status = shop.PaymentFailed
-	default:
+	status := e.Outcome()
+	if status == "" {
+		c.logger.Debug("a payment event that settles nothing: acknowledged", "event", e.ID, "type", e.Type, "intent", e.IntentID)
 		return store.Settlement{}, nil
 	}
 	if e.CheckoutID == "" || e.IntentID == "" {
 		return store.Settlement{}, shop.Errorf(shop.ErrInvalid, "event %s names no checkout or no payment intent", e.ID)
 	}
-	s, err := c.settle(ctx, store.PaymentReport{CheckoutID: e.CheckoutID, Status: status, Ref: e.IntentID,
-		Provider: "provider", AmountCents: e.AmountCents, EventID: e.ID})
+	report := store.PaymentReport{CheckoutID: e.CheckoutID, Status: status, Ref: e.IntentID,
+		Provider: "provider", AmountCents: e.AmountCents, EventID: e.ID}
+	if status == shop.PaymentPaid && e.Currency != Currency {
+		report.Mismatch = fmt.Sprintf("taken in %q; the shop sells in %q", e.Currency, Currency)
+	}
+	s, err := c.settle(ctx, report)
 	if err != nil || !s.Replayed || status != shop.PaymentPaid {
 		return s, err
 	}
@@ -282,6 +282,10 @@ func (c *Checkout) settle(ctx context.Context, r store.PaymentReport) (store.Set
 		return s, err
 	}
 	c.metrics.paymentReported(s.Order, s.Changed, settled(s.Order, r.Status))
+	if s.Mismatch != "" {
+		c.logger.Error("a payment that cannot pay its order: refunding it; it is listed for the operator", "payment", r.Ref,
+			"order", s.Order.ID, "mismatch", s.Mismatch)
+	}
 	if s.RefundDue {
 		c.logger.Warn("a payment came that no order keeps: refunding it", "payment", r.Ref, "order", s.Order.ID,
 			"order_status", s.Order.Status)

@@ -92,6 +92,7 @@ const (
 	ReasonPaymentFailed  = "payment refused"
 	ReasonPaymentTimeout = "payment not received in time"
 	ReasonProviderDown   = "the payment provider could not be reached"
+	ReasonCustomer       = "cancelled by the customer"
 )
 
 // What became of a payment an order did not keep (payments.refund_state).

@@ -61,7 +61,7 @@ func (p *Provider) pay(ctx dbos.Context, req payRequest) (string, error) {
 			status, typ = StatusFailed, payment.EventFailed
 		}
 		res, err := tx.Exec(ctx, `UPDATE demopay_intents SET status = $2, settled_at_ms = $3
-			WHERE intent_id = $1 AND status = $4`, req.IntentID, status, time.Now().UnixMilli(), StatusRequiresPayment)
+			WHERE intent_id = $1 AND status = $4 AND expired_at_ms IS NULL`, req.IntentID, status, time.Now().UnixMilli(), StatusRequiresPayment)
 		if err != nil {
 			return settlement{}, err
 		}
@@ -74,7 +74,7 @@ func (p *Provider) pay(ctx dbos.Context, req payRequest) (string, error) {
 			return settlement{}, fmt.Errorf("reading intent %s: %w", req.IntentID, err)
 		}
 		if n == 0 {
-			return settlement{Status: in.Status}, nil
+			return settlement{Status: in.shownStatus()}, nil
 		}
 		// The event's id is made here, in the step: a step replayed after
 		// a crash returns the recorded one, never a second event.

@@ -245,7 +245,7 @@ func (p *Provider) intentView(ctx context.Context, id string) (IntentView, error
 	} else if err != nil {
 		return IntentView{}, fmt.Errorf("demopay: reading intent %s: %w", id, err)
 	}
-	view := IntentView{ID: in.ID, Status: in.Status, AmountCents: in.AmountCents, Currency: in.Currency,
+	view := IntentView{ID: in.ID, Status: in.shownStatus(), AmountCents: in.AmountCents, Currency: in.Currency,
 		CheckoutID: in.CheckoutID, Description: in.Description, ExpiresAt: in.ExpiresAt, Created: in.Created,
 		RefundedCents: in.RefundedCents, RefuseRefunds: in.RefuseRefunds}
 	if view.Refunds, err = store.QueryAll(ctx, q, scanRefund, `SELECT `+refundColumns+` FROM demopay_refunds
