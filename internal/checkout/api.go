@@ -96,7 +96,11 @@ func (c *Checkout) Place(reqCtx context.Context, key string, req Request) (Place
 		// A key names one purchase: the same key for another is a client's bug.
 		return Placement{}, shop.Errorf(shop.ErrConflict, "idempotency key %q was already used for another purchase", key)
 	case placed.Failed == shop.ReasonProviderDown:
-		return Placement{}, shop.Errorf(shop.ErrConflict, "%s: nothing was charged and the order is cancelled; try again with a new key", placed.Failed)
+		// The key's checkout has ended: the same key answers this again,
+		// and the client's retry needs a new one.
+		return Placement{}, &shop.Error{Kind: shop.ErrUnavailable, RetryAfter: providerDownRetry,
+			Message: placed.Failed + ": nothing was charged and the order is cancelled; try again in a moment with a new key",
+			Detail:  map[string]any{"retry_with_new_key": true}}
 	case placed.Failed != "":
 		return Placement{}, fmt.Errorf("checkout %s could not place its order: %s", key, placed.Failed)
 	case placed.Screened:
@@ -138,6 +142,10 @@ func (c *Checkout) outOfStock(ctx context.Context, placed placement) error {
 	err.(*shop.Error).Detail = map[string]any{"unavailable": short}
 	return err
 }
+
+// providerDownRetry is the Retry-After of a checkout that could not reach
+// the payment provider: its intent was tried for a few seconds already.
+const providerDownRetry = 5 * time.Second
 
 // startWait bounds how long a request waits for DBOS to record a new
 // checkout. DBOS retries a write that failed for want of the database

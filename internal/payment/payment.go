@@ -89,9 +89,9 @@ type RefundRequest struct {
 	IdempotencyKey string // names the refund: derive it from what is refunded
 	// IntentID is the payment's reference, as its event gave it
 	// (Event.IntentID): a PaymentIntent's "pi_…".
-	IntentID string
-	AmountCents    int64
-	Reason         string
+	IntentID    string
+	AmountCents int64
+	Reason      string
 }
 
 // Refund is a refund the provider made or is making.
