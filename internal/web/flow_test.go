@@ -270,7 +270,9 @@ func launchStripe(apiURL string, held *heldExpiry) launchShop {
 type stripeFlow struct{ mock *stripemock.Server }
 
 // paymentIntent is the PaymentIntent the test says paid o.
-func paymentIntent(o customerOrder) string { return fmt.Sprintf("pi_test_%s", strings.ReplaceAll(o.Key, "-", "")) }
+func paymentIntent(o customerOrder) string {
+	return fmt.Sprintf("pi_test_%s", strings.ReplaceAll(o.Key, "-", ""))
+}
 
 func (f *stripeFlow) pay(t *testing.T, s *testServer, o customerOrder, currency string) {
 	t.Helper()
@@ -298,7 +300,9 @@ func (f *stripeFlow) pay(t *testing.T, s *testServer, o customerOrder, currency 
 	}
 }
 
-func (f *stripeFlow) refuseRefunds(*testing.T, *testServer, customerOrder) { f.mock.RefuseRefunds(true) }
+func (f *stripeFlow) refuseRefunds(*testing.T, *testServer, customerOrder) {
+	f.mock.RefuseRefunds(true)
+}
 
 func (f *stripeFlow) refunds(t *testing.T, _ *testServer, o customerOrder) int {
 	n := 0
