@@ -18,6 +18,10 @@ const envPrefix = "WIDGETSTORE_"
 var envTwins = map[string]string{
 	"db":          "DATABASE_URL", // DBOS_SYSTEM_DATABASE_URL is read too, after it
 	"executor-id": "DBOS__VMID",   // DBOS's own name for it
+	// Stripe's own names, as its docs and tools use them.
+	"stripe-secret-key":     "STRIPE_SECRET_KEY",
+	"stripe-webhook-secret": "STRIPE_WEBHOOK_SECRET",
+	"stripe-api-url":        "STRIPE_API_URL",
 }
 
 // envNone are the flags without a twin: they ask for an answer and an

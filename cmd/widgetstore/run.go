@@ -49,6 +49,7 @@ type config struct {
 	operatorToken []byte   // OPERATOR_TOKEN
 	smtpURL       string   // SMTP_URL: where receipts are sent (with a password, maybe); "" logs them
 	publicURL     string
+	stripe        stripeConfig
 	checkout      checkout.Config
 	retention     checkout.Retention
 }
@@ -109,6 +110,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	cfg.smtpURL = getenv("SMTP_URL")
 	fs.StringVar(&cfg.publicURL, "public-url", "", "the shop's address as customers reach it, such as https://shop.example, for the links in their receipts (default: none)")
+	cfg.stripe.flags(fs)
 	fs.BoolVar(&cfg.version, "version", false, "print the build and the DBOS application version, and exit")
 	if err := applyEnv(fs, getenv); err != nil {
 		return cfg, err
@@ -126,6 +128,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return cfg, err
 	}
 	if err := cfg.log.check(); err != nil {
+		return cfg, err
+	}
+	if err := cfg.stripe.check(cfg.publicURL); err != nil {
 		return cfg, err
 	}
 	if _, err := receipt.NewSender(cfg.smtpURL, nil); err != nil {
@@ -266,7 +271,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		return err
 	}
 	defer listener.Close()
-	provider, verifier, err := demoProvider(db, cfg, listener.Addr(), logger)
+	pay, verifier, providerPages, err := paymentProvider(db, cfg, listener.Addr(), logger)
 	if err != nil {
 		db.Close()
 		return err
@@ -278,7 +283,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	}
 	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
 		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger, Metrics: metrics,
-		Provider: provider, Register: provider.Register, Receipts: receipts, PublicURL: cfg.publicURL,
+		Provider: pay.Provider, Register: pay.Register, Receipts: receipts, PublicURL: cfg.publicURL,
 	})
 	if err != nil {
 		db.Close()
@@ -302,7 +307,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	}
 
 	opts := web.Options{WebhookSecrets: cfg.webhookKeys, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy,
-		Metrics: metrics, Events: verifier, ProviderPages: provider.Handler(), StaleAfter: cfg.takeover}
+		Metrics: metrics, Events: verifier, ProviderPages: providerPages, StaleAfter: cfg.takeover}
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}

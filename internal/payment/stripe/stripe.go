@@ -67,8 +67,8 @@ const sessionMinLife = 30 * time.Minute
 // New returns the provider for cfg; a malformed key or URL is an error
 // that says what is wrong with it (never the key itself).
 func New(cfg Config) (*Provider, error) {
-	if !keyPattern.MatchString(cfg.SecretKey) {
-		return nil, fmt.Errorf("stripe: the secret key is not a Stripe secret or restricted API key (sk_test_…, sk_live_…, rk_test_… or rk_live_…): %s", describeKey(cfg.SecretKey))
+	if err := CheckKey(cfg.SecretKey); err != nil {
+		return nil, err
 	}
 	public, err := url.Parse(cfg.PublicURL)
 	if err != nil || (public.Scheme != "http" && public.Scheme != "https") || public.Host == "" {
@@ -99,6 +99,24 @@ func New(cfg Config) (*Provider, error) {
 		client:    stripeapi.NewClient(cfg.SecretKey, stripeapi.WithBackends(stripeapi.NewBackendsWithConfig(backend))),
 		publicURL: strings.TrimSuffix(cfg.PublicURL, "/"),
 	}, nil
+}
+
+// CheckKey says what is wrong with a secret key that does not look like
+// one, without showing it; nil for a key of the right form.
+func CheckKey(key string) error {
+	if !keyPattern.MatchString(key) {
+		return fmt.Errorf("stripe: the secret key is not a Stripe secret or restricted API key (sk_test_…, sk_live_…, rk_test_… or rk_live_…): %s", describeKey(key))
+	}
+	return nil
+}
+
+// CheckWebhookSecret says what is wrong with an endpoint's signing secret
+// that does not look like one ("whsec_…"), without showing it.
+func CheckWebhookSecret(secret string) error {
+	if !strings.HasPrefix(secret, "whsec_") || len(secret) < len("whsec_")+8 || strings.TrimSpace(secret) != secret {
+		return fmt.Errorf("stripe: the webhook signing secret is not an endpoint's secret (whsec_…, from the Dashboard or stripe listen): %s", describeKey(secret))
+	}
+	return nil
 }
 
 // describeKey says what a malformed key looks like without showing it.
