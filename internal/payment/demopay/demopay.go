@@ -290,7 +290,7 @@ func (p *Provider) ExpireIntent(ctx context.Context, req payment.ExpireRequest) 
 		return refusedf("no intent %q", req.IntentID)
 	case err != nil:
 		return fmt.Errorf("demopay: reading intent %s: %w", req.IntentID, err)
-	case in.Expired:
+	case in.shownStatus() == StatusExpired:
 		return nil
 	}
 	return refusedf("intent %s is %s: it cannot be expired", in.ID, in.Status)

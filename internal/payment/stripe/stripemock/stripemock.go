@@ -12,8 +12,6 @@ package stripemock
 import (
 	"bufio"
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -197,30 +195,4 @@ func (s *Server) Requests(prefix string) []Request {
 		}
 	}
 	return out
-}
-
-// Keys counts the requests whose path has prefix by idempotency key.
-func (s *Server) Keys(prefix string) map[string]int {
-	keys := map[string]int{}
-	for _, r := range s.Requests(prefix) {
-		keys[r.IdempotencyKey]++
-	}
-	return keys
-}
-
-// ErrNoRequest is what AwaitRequest returns when none came in time.
-var ErrNoRequest = errors.New("stripemock: no such request in time")
-
-// AwaitRequest waits up to timeout for a request whose path has prefix.
-func (s *Server) AwaitRequest(prefix string, timeout time.Duration) (Request, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		if rs := s.Requests(prefix); len(rs) > 0 {
-			return rs[0], nil
-		}
-		if time.Now().After(deadline) {
-			return Request{}, fmt.Errorf("%w: %s", ErrNoRequest, prefix)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
