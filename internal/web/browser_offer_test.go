@@ -67,7 +67,7 @@ func TestBrowserShortCartOffer(t *testing.T) {
 			if _, isStripe := provider.(*stripeFlow); isStripe && !strings.HasPrefix(link, "https://checkout.stripe.com/") {
 				b.fatalf("with Stripe the page links to %q, want Stripe's page", link)
 			}
-			provider.pay(t, s, o, "usd")
+			provider.pay(t, s, o, inFull)
 			b.waitJS("the order DISPATCHED", textJS("#cart-order-status")+` === 'DISPATCHED'`, dispatchTimeout)
 
 			// A cart the customer changes their mind about.

@@ -28,8 +28,10 @@ import (
 
 // flowProvider is one provider under the flow suite.
 type flowProvider interface {
-	// pay pays o's intent in full, in currency, as the customer does.
-	pay(t *testing.T, s *testServer, o customerOrder, currency string)
+	// pay pays o's intent, as the customer does: in full in usd, or as
+	// the money's cents and currency say (a provider taking the wrong
+	// money).
+	pay(t *testing.T, s *testServer, o customerOrder, m money)
 	// refuseRefunds makes the provider refuse the refunds of o's payment.
 	refuseRefunds(t *testing.T, s *testServer, o customerOrder)
 	// refunds counts the refunds the provider made of o's payment.
@@ -75,6 +77,21 @@ func (h *heldExpiry) hold() func() {
 	}
 }
 
+// money is what a payment takes.
+type money struct {
+	cents    int64 // 0: the order's total
+	currency string
+}
+
+var inFull = money{currency: "usd"}
+
+func (m money) of(o customerOrder) int64 {
+	if m.cents == 0 {
+		return o.TotalCents
+	}
+	return m.cents
+}
+
 // flowConfig: long enough a deadline to pay in, short enough to wait out.
 var flowConfig = checkout.Config{PaymentTimeout: 2 * time.Second, DispatchSteps: 2, DispatchInterval: 20 * time.Millisecond,
 	RefundAttempts: 3, RefundBackoff: 20 * time.Millisecond}
@@ -109,7 +126,7 @@ func TestPaymentFlows(t *testing.T) {
 func runFlows(t *testing.T, s *testServer, p flowProvider, held *heldExpiry) {
 	t.Run("paid in time is dispatched", func(t *testing.T) {
 		o := s.cart(t, "flow-paid", `{"lines": [{"product_id": 1, "quantity": 1}, {"product_id": 2, "quantity": 2}]}`)
-		p.pay(t, s, o, "usd")
+		p.pay(t, s, o, inFull)
 		done := s.awaitCheckout(t, "flow-paid", func(o customerOrder) bool { return o.Status == "DISPATCHED" })
 		if done.Refund != "" || p.refunds(t, s, o) != 0 || p.expired(t, s, o) {
 			t.Errorf("order %+v: want no refund, and its intent not expired", done)
@@ -127,33 +144,38 @@ func runFlows(t *testing.T, s *testServer, p flowProvider, held *heldExpiry) {
 		release := held.hold()
 		o := s.cart(t, "flow-late", `{"lines": [{"product_id": 2, "quantity": 1}]}`)
 		s.awaitCheckout(t, "flow-late", func(o customerOrder) bool { return o.Status == "CANCELLED" })
-		p.pay(t, s, o, "usd") // before the checkout could expire the intent
+		p.pay(t, s, o, inFull) // before the checkout could expire the intent
 		release()
 		done := s.awaitCheckout(t, "flow-late", func(o customerOrder) bool { return o.Refund == "refunded" })
 		if done.Status != "CANCELLED" || p.refunds(t, s, o) != 1 {
 			t.Errorf("order %+v with %d refunds, want CANCELLED and refunded once", done, p.refunds(t, s, o))
 		}
 	})
-	t.Run("wrong currency is refunded and flagged", func(t *testing.T) {
-		o := s.cart(t, "flow-eur", `{"lines": [{"product_id": 1, "quantity": 1}]}`)
-		p.pay(t, s, o, "eur")
-		done := s.awaitCheckout(t, "flow-eur", func(o customerOrder) bool { return o.Refund == "refunded" })
-		if done.Status == "PAID" || done.Status == "DISPATCHED" || p.refunds(t, s, o) != 1 {
-			t.Errorf("order %+v with %d refunds, want it unpaid and the payment refunded once", done, p.refunds(t, s, o))
-		}
-		var stuck struct {
-			Mismatched []struct {
-				OrderID  int64 `json:"order_id"`
-				Refund   string
-				Mismatch string
+	for i, wrong := range []money{{currency: "eur"}, {cents: 100, currency: "usd"}} {
+		t.Run(fmt.Sprintf("wrong money is refunded and flagged: %+v", wrong), func(t *testing.T) {
+			key := fmt.Sprintf("flow-wrong-%d", i)
+			o := s.cart(t, key, `{"lines": [{"product_id": 1, "quantity": 1}]}`)
+			p.pay(t, s, o, wrong)
+			done := s.awaitCheckout(t, key, func(o customerOrder) bool { return o.Refund == "refunded" })
+			if done.Status == "PAID" || done.Status == "DISPATCHED" || p.refunds(t, s, o) != 1 {
+				t.Errorf("order %+v with %d refunds, want it unpaid and the payment refunded once", done, p.refunds(t, s, o))
 			}
-		}
-		r := s.do(t, "GET", "/api/console/stuck", "")
-		if err := json.Unmarshal([]byte(r.body), &stuck); err != nil || len(stuck.Mismatched) != 1 ||
-			stuck.Mismatched[0].OrderID != o.ID || !strings.Contains(stuck.Mismatched[0].Mismatch, "eur") {
-			t.Errorf("the operator's list: %d %s, want order %d's payment in eur", r.status, r.body, o.ID)
-		}
-	})
+			var stuck struct {
+				Mismatched []struct {
+					OrderID     int64 `json:"order_id"`
+					AmountCents int64 `json:"amount_cents"`
+					Mismatch    string
+				}
+			}
+			r := s.do(t, "GET", "/api/console/stuck", "")
+			if err := json.Unmarshal([]byte(r.body), &stuck); err != nil || len(stuck.Mismatched) != i+1 {
+				t.Fatalf("the operator's list: %d %s, want %d payments", r.status, r.body, i+1)
+			}
+			if got := stuck.Mismatched[0]; got.OrderID != o.ID || got.AmountCents != wrong.of(o) || got.Mismatch == "" {
+				t.Errorf("the operator's list begins with %+v, want order %d's payment of %d cents, saying what is wrong", got, o.ID, wrong.of(o))
+			}
+		})
+	}
 	t.Run("customer cancels", func(t *testing.T) {
 		before := s.do(t, "GET", "/api/products", "").body
 		release := held.hold()
@@ -168,7 +190,7 @@ func runFlows(t *testing.T, s *testServer, p flowProvider, held *heldExpiry) {
 		if after := s.do(t, "GET", "/api/products", "").body; after != before {
 			t.Errorf("stock not back at once:\n%s\n%s", before, after)
 		}
-		p.pay(t, s, o, "usd") // the customer had the page open
+		p.pay(t, s, o, inFull) // the customer had the page open
 		release()
 		awaitTrue(t, "the intent expired or paid", func() bool { return p.expired(t, s, o) || p.refunds(t, s, o) > 0 })
 		if done := s.awaitCheckout(t, "flow-cancel", func(o customerOrder) bool { return o.Refund == "refunded" }); done.Status != "CANCELLED" {
@@ -185,7 +207,7 @@ func runFlows(t *testing.T, s *testServer, p flowProvider, held *heldExpiry) {
 		o := s.cart(t, "flow-refused", `{"lines": [{"product_id": 4, "quantity": 2}]}`)
 		s.awaitCheckout(t, "flow-refused", func(o customerOrder) bool { return o.Status == "CANCELLED" })
 		p.refuseRefunds(t, s, o)
-		p.pay(t, s, o, "usd")
+		p.pay(t, s, o, inFull)
 		release()
 		s.awaitCheckout(t, "flow-refused", func(o customerOrder) bool { return o.Refund == "attention" })
 		owed, err := store.PaymentsOwed(context.Background(), s.db.Q(), 10)
@@ -213,12 +235,13 @@ func awaitTrue(t *testing.T, what string, ok func() bool) {
 // demoFlow pays on the demo provider's API, as its page does.
 type demoFlow struct{}
 
-func (demoFlow) pay(t *testing.T, s *testServer, o customerOrder, currency string) {
+func (demoFlow) pay(t *testing.T, s *testServer, o customerOrder, m money) {
 	t.Helper()
-	if currency != "usd" {
-		// The demo takes what its intent says: one in another currency
-		// is a provider taking the wrong money.
-		if _, err := s.db.Q().Exec(context.Background(), `UPDATE demopay_intents SET currency = $1 WHERE intent_id = $2`, currency, intentOf(t, o)); err != nil {
+	if m != inFull {
+		// The demo takes what its intent says: one changed is a provider
+		// taking the wrong money.
+		if _, err := s.db.Q().Exec(context.Background(), `UPDATE demopay_intents SET currency = $1, amount_cents = $2 WHERE intent_id = $3`,
+			m.currency, m.of(o), intentOf(t, o)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -274,7 +297,7 @@ func paymentIntent(o customerOrder) string {
 	return fmt.Sprintf("pi_test_%s", strings.ReplaceAll(o.Key, "-", ""))
 }
 
-func (f *stripeFlow) pay(t *testing.T, s *testServer, o customerOrder, currency string) {
+func (f *stripeFlow) pay(t *testing.T, s *testServer, o customerOrder, m money) {
 	t.Helper()
 	// The shop reads the payment by its checkout and PaymentIntent, not
 	// by the session's id.
@@ -283,12 +306,12 @@ func (f *stripeFlow) pay(t *testing.T, s *testServer, o customerOrder, currency 
 		fmt.Sprintf(`{"id": "evt_cs_%s", "object": "event", "type": "checkout.session.completed", "created": %d, "data": {"object":
 			{"id": %q, "object": "checkout.session", "status": "complete", "payment_status": "paid", "amount_total": %d,
 			 "currency": %q, "payment_intent": %q, "client_reference_id": %q, "metadata": {"checkout_id": %q}}}}`,
-			pi, time.Now().Unix(), session, o.TotalCents, currency, pi, o.Key, o.Key),
+			pi, time.Now().Unix(), session, m.of(o), m.currency, pi, o.Key, o.Key),
 		// Stripe sends the PaymentIntent's own event too, and may send an
 		// event twice: neither takes the money again.
 		fmt.Sprintf(`{"id": "evt_pi_%s", "object": "event", "type": "payment_intent.succeeded", "created": %d, "data": {"object":
 			{"id": %q, "object": "payment_intent", "status": "succeeded", "amount": %d, "currency": %q, "metadata": {"checkout_id": %q}}}}`,
-			pi, time.Now().Unix(), pi, o.TotalCents, currency, o.Key),
+			pi, time.Now().Unix(), pi, m.of(o), m.currency, o.Key),
 	}
 	events = append(events, events[0])
 	for _, e := range events {
