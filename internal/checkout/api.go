@@ -232,10 +232,12 @@ func (c *Checkout) Pay(ctx context.Context, paymentID string, status shop.Paymen
 }
 
 // HandleEvent applies a payment provider's webhook event, verified
-// already: a payment succeeded or failed on a checkout's intent. An event
-// applied before is acknowledged without effect; a payment the order does
-// not keep is owed back, and its refund is started. It returns the order
-// the event is about. Events of other types are acknowledged and ignored.
+// already: a payment succeeded or failed on a checkout's intent
+// (payment.Event.Outcome). An event applied before is acknowledged without
+// effect; a payment the order does not keep (late, or not the order's
+// amount in the shop's currency) is owed back, and its refund is started.
+// It returns the order the event is about. Events that settle nothing are
+// acknowledged and ignored, with a debug line.
 func (c *Checkout) HandleEvent(ctx context.Context, e payment.Event) (store.Settlement, error) {
 	status := e.Outcome()
 	if status == "" {

@@ -1,7 +1,8 @@
 // Package payment is the shop's side of a payment provider, in Stripe's
-// shape: a Provider that creates payment intents and refunds them, each
-// call idempotent on a key the caller derives from its checkout, and a
-// Verifier for the provider's signed webhook events.
+// shape: a Provider that creates payment intents, expires them and refunds
+// them, each call idempotent on a key the caller derives from its
+// checkout, and a Verifier for the provider's signed webhook events. The
+// demo provider (package demopay) and Stripe (package stripe) are its two.
 //
 // The shop calls a Provider from DBOS steps, and a step that crashed is run
 // again: a second call under the same idempotency key must find what the

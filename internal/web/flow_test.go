@@ -215,6 +215,21 @@ func runFlows(t *testing.T, s *testServer, p flowProvider, held *heldExpiry) {
 			t.Errorf("payments owed %+v, %v; want the one, with a note", owed, err)
 		}
 	})
+	t.Run("unknown event types are acknowledged and ignored", func(t *testing.T) {
+		before := s.snapshot(t)
+		event := fmt.Sprintf(`{"id": "evt_other", "object": "event", "type": "customer.created", "created": %d, "data": {"object": {"id": "cus_1", "object": "customer"}}}`, time.Now().Unix())
+		r := s.do(t, "POST", "/api/payment_events", event, "Content-Type", "application/json",
+			payment.SignatureHeader, payment.Sign("whsec_test", []byte(event), time.Now()))
+		if r.status != 200 {
+			t.Errorf("an event of another type: %d %s, want 200", r.status, r.body)
+		}
+		if lines := s.logs.lines("level=DEBUG", "settles nothing", "customer.created"); len(lines) != 1 {
+			t.Errorf("debug lines about it: %q, want one", lines)
+		}
+		if after := s.snapshot(t); after != before {
+			t.Errorf("it changed something:\n%s\n%s", before, after)
+		}
+	})
 	m := s.books(t)
 	if m.TakenCents != m.KeptCents+m.RefundingCents+m.RefundedCents+m.OwedCents || m.RefundingCents != 0 || m.OwedCents == 0 || m.RefundedCents == 0 {
 		t.Errorf("money %+v: want taken = kept + refunded + owed, nothing still refunding", m)
