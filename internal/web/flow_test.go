@@ -339,7 +339,7 @@ func (f *stripeFlow) pay(t *testing.T, s *testServer, o customerOrder, m money) 
 }
 
 func (f *stripeFlow) refuseRefunds(*testing.T, *testServer, customerOrder) {
-	f.mock.RefuseRefunds(true)
+	f.mock.Refuse("/v1/refunds")
 }
 
 func (f *stripeFlow) refunds(t *testing.T, _ *testServer, o customerOrder) int {

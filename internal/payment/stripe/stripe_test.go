@@ -68,11 +68,22 @@ func TestRefusalsAndOutages(t *testing.T) {
 	t.Parallel()
 	mock := stripemock.Start(t)
 	ctx := context.Background()
-	mock.RefuseRefunds(true)
+	mock.Refuse("/v1/refunds")
 	_, err := newProvider(t, mock.URL).Refund(ctx, payment.RefundRequest{IdempotencyKey: "refund:pi_2", IntentID: "pi_2", AmountCents: 100})
 	if !errors.Is(err, payment.ErrRefused) {
 		t.Errorf("a refused refund: %v, want ErrRefused", err)
 	}
+	// An expiry refused: the session is read, and is not expired (paid,
+	// say), so the refusal stands.
+	mock.Refuse("/v1/checkout/sessions/cs_paid/expire")
+	err = newProvider(t, mock.URL).ExpireIntent(ctx, payment.ExpireRequest{IdempotencyKey: "expire:k2", IntentID: "cs_paid"})
+	if !errors.Is(err, payment.ErrRefused) {
+		t.Errorf("a refused expiry: %v, want ErrRefused", err)
+	}
+	if reads := mock.Requests("/v1/checkout/sessions/cs_paid"); len(reads) != 2 || reads[1].Method != "GET" || reads[1].Status != 200 {
+		t.Errorf("requests about the session: %+v, want the refused expiry, then a read stripe-mock answered", reads)
+	}
+
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -165,15 +165,13 @@ func (s *Server) refused() string {
 	return s.refuse
 }
 
-// RefuseRefunds makes the proxy answer every refund with Stripe's 400, as
-// Stripe refuses a refund of a charge refunded already, or not.
-func (s *Server) RefuseRefunds(refuse bool) {
+// Refuse makes the proxy answer every request whose path has prefix with
+// Stripe's 400 itself, as Stripe refuses a refund of a charge refunded
+// already, or the expiry of a session paid; "" refuses none.
+func (s *Server) Refuse(prefix string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.refuse = ""
-	if refuse {
-		s.refuse = "/v1/refunds"
-	}
+	s.refuse = prefix
 }
 
 // BeforeAnswer sets fn to be called with each request stripe-mock has
