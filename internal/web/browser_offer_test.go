@@ -2,8 +2,10 @@ package web_test
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -98,3 +100,49 @@ func TestBrowserShortCartOffer(t *testing.T) {
 		})
 	}
 }
+
+// TestBrowserProviderDown: with Stripe out of reach the cart's checkout is
+// answered 503 with its key spent; the page says nothing was charged, does
+// not send the spent key again, and offers to try again under a new one.
+func TestBrowserProviderDown(t *testing.T) {
+	t.Parallel()
+	chromium := findChromium(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + l.Addr().String()
+	l.Close()
+	s := newTestServerPaying(t, dbtest.NewDatabase(t, "sqlite"), checkout.LaunchConfig{Checkout: browserConfig}, web.Options{}, nil,
+		launchStripe(down, &heldExpiry{}))
+	b := newBrowser(t, chromium)
+	b.do("opening the page", chromedp.Navigate(s.URL))
+	b.waitJS("the product cards", `document.querySelectorAll('.product[data-product-id]').length === 4`, waitTimeout)
+	b.setQuantity(2, 2)
+	b.do("adding 2 of product 2", chromedp.Click(chromedp.CSS(productSel(2, ".add"))))
+	b.do("checking out", chromedp.Click(chromedp.CSS("#cart-checkout")))
+	b.waitJS("the offer to try again", visibleJS("#cart-offer")+` && `+textJS("#cart-offer-buy")+` === 'Try again' && `+
+		textJS("#message")+`.includes('nothing was charged')`, waitTimeout+intentGiveUp)
+	if stored := runT(b, "reading the stored checkout", chromedp.Evaluate[string](`localStorage.getItem('widgetstore.cartCheckout') ?? ''`)); stored != "" {
+		b.fatalf("the spent checkout is still stored, to be sent again: %s", stored)
+	}
+	b.do("trying again", chromedp.Click(chromedp.CSS("#cart-offer-buy")))
+	b.waitJS("the offer again, for the second key", visibleJS("#cart-offer")+` && `+textJS("#message")+`.includes('nothing was charged')`, waitTimeout+intentGiveUp)
+	var orders []struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(s.do(t, "GET", "/orders", "").body), &orders); err != nil {
+		t.Fatal(err)
+	}
+	if len(orders) != 2 || orders[0].Status != "CANCELLED" || orders[1].Status != "CANCELLED" {
+		t.Errorf("orders %+v, want two, both cancelled (one per key)", orders)
+	}
+	if m := s.books(t); m.TakenCents != 0 {
+		t.Errorf("money %+v, want nothing taken", m)
+	}
+	b.checkConsole()
+}
+
+// intentGiveUp is how long the checkout tries the provider before
+// it gives up on it (the step's retries).
+const intentGiveUp = 20 * time.Second
