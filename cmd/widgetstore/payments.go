@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,24 +17,33 @@ import (
 
 // stripeConfig selects Stripe as the payment provider, in place of the
 // demo one (docs/payments-stripe.md). Its flags' twins are Stripe's own
-// names (envTwins); pass the secrets in the environment, since ps shows
-// every process's flags.
+// names; pass the secrets in the environment, since ps shows every
+// process's flags.
 type stripeConfig struct {
 	secretKey      string   // STRIPE_SECRET_KEY; "": the demo provider
 	webhookSecrets []string // STRIPE_WEBHOOK_SECRET, comma-separated: any of them verifies an event
 	apiURL         string   // STRIPE_API_URL; "": Stripe's
 }
 
-func (c *stripeConfig) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.secretKey, "stripe-secret-key", "", "pay carts through Stripe with this secret API key (sk_test_…, sk_live_… or rk_…), instead of the demo provider; set it in the environment")
-	fs.Func("stripe-webhook-secret", "the signing secret (whsec_…) of the Stripe endpoint that sends /api/payment_events, comma-separated to rotate; set it in the environment", func(v string) error {
-		c.webhookSecrets = nil
-		for secret := range strings.SplitSeq(v, ",") {
-			c.webhookSecrets = append(c.webhookSecrets, strings.TrimSpace(secret))
-		}
-		return nil
-	})
-	fs.StringVar(&c.apiURL, "stripe-api-url", "", "the Stripe API's base URL, such as stripe-mock's http://127.0.0.1:12111 (default: Stripe's)")
+func (c *stripeConfig) settings() []setting {
+	return []setting{
+		{flag: "stripe-secret-key", env: []string{"STRIPE_SECRET_KEY"}, value: value(&c.secretKey, ""),
+			usage: "pay carts through Stripe with this secret API key (sk_test_…, sk_live_… or rk_…), instead of the demo provider; set it in the environment"},
+		{flag: "stripe-webhook-secret", env: []string{"STRIPE_WEBHOOK_SECRET"}, value: setFunc(c.setWebhookSecrets),
+			usage: "the signing secret (whsec_…) of the Stripe endpoint that sends /api/payment_events, comma-separated to rotate; set it in the environment"},
+		{flag: "stripe-api-url", env: []string{"STRIPE_API_URL"}, value: value(&c.apiURL, ""),
+			usage: "the Stripe API's base URL, such as stripe-mock's http://127.0.0.1:12111 (default: Stripe's)"},
+	}
+}
+
+// setWebhookSecrets reads STRIPE_WEBHOOK_SECRET's comma-separated secrets;
+// check says what is wrong with one.
+func (c *stripeConfig) setWebhookSecrets(secrets string) error {
+	c.webhookSecrets = nil
+	for secret := range strings.SplitSeq(secrets, ",") {
+		c.webhookSecrets = append(c.webhookSecrets, strings.TrimSpace(secret))
+	}
+	return nil
 }
 
 // check refuses a Stripe configuration that cannot work, before the shop

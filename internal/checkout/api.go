@@ -79,7 +79,7 @@ func (c *Checkout) Place(reqCtx context.Context, key string, req Request) (Place
 		return Placement{}, fmt.Errorf("starting checkout %s: %w", key, err)
 	}
 	if _, err := awaitDatabase(reqCtx, c, startWait, func(context.Context) (dbos.WorkflowHandle[Result], error) {
-		return dbos.RunWorkflow(c.dbosCtx, c.checkout, req, dbos.WithWorkflowID(key))
+		return dbos.RunWorkflow(c.traceFrom(reqCtx), c.checkout, req, dbos.WithWorkflowID(key))
 	}); err != nil {
 		return Placement{}, fmt.Errorf("starting checkout %s: %w", key, err)
 	}

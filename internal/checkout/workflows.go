@@ -119,7 +119,7 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 		placed.Failed = err.Error()
 		return Result{}, errors.Join(err, dbos.SetEvent(ctx, EventPlaced, placed))
 	}
-	placedOrder, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (store.Placed, error) {
+	placedOrder, err := runTransaction(ctx, c, "checkout.placeOrder", 0, func(ctx context.Context, tx dbos.Tx) (store.Placed, error) {
 		return store.PlaceOrder(ctx, tx, store.NewOrder{
 			CheckoutID:       checkoutID,
 			PaymentID:        newPaymentID(),
@@ -132,7 +132,7 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 			ClientLimit:      c.cfg.PendingUnitsPerClient,
 			Screen:           screen,
 		})
-	}, dbos.WithStepName("checkout.placeOrder"))
+	})
 	placed := asked(req)
 	if err != nil {
 		// Tell the waiting client now rather than at its timeout.
@@ -166,12 +166,12 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 	if req.ViaProvider {
 		// A step: a crash after the provider answered re-runs it with the
 		// same idempotency key, and the provider answers the same intent.
-		intent, err := dbos.RunAsStep(ctx, func(ctx context.Context) (payment.Intent, error) {
+		intent, err := runStep(ctx, c, "checkout.createIntent", order.ID, func(ctx context.Context) (payment.Intent, error) {
 			return c.provider.CreateIntent(ctx, payment.IntentRequest{
 				IdempotencyKey: "checkout:" + checkoutID, AmountCents: order.TotalCents, Currency: Currency,
 				CheckoutID: checkoutID, Description: fmt.Sprintf("Widget store order %d", order.ID), ExpiresAt: order.PaymentDeadline,
 			})
-		}, dbos.WithStepName("checkout.createIntent"), dbos.WithStepMaxRetries(intentRetries))
+		}, dbos.WithStepMaxRetries(intentRetries))
 		if err != nil {
 			// No payment can come without an intent: the order is
 			// cancelled now, and the client told, rather than at its
@@ -195,7 +195,7 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 	// The webhook settles the order itself and sends its word in the same
 	// transaction (see Pay); the deadline of this wait is checkpointed, so a
 	// restart waits only what is left.
-	word, err := dbos.Recv[paymentWord](ctx, topicPayment, time.Until(order.PaymentDeadline))
+	word, err := recv[paymentWord](ctx, c, order.ID, topicPayment, time.Until(order.PaymentDeadline))
 	if err != nil && !isTimeout(err) {
 		return Result{}, err
 	}
@@ -229,9 +229,9 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 // cancel cancels the order, for reason, unless a payment or a refusal got
 // to it first, and returns it as it then is.
 func (c *Checkout) cancel(ctx dbos.Context, order shop.Order, reason string) (shop.Order, error) {
-	return dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (shop.Order, error) {
+	return runTransaction(ctx, c, "checkout.cancelUnpaid", order.ID, func(ctx context.Context, tx dbos.Tx) (shop.Order, error) {
 		return store.CancelUnpaid(ctx, tx, order.ID, reason)
-	}, dbos.WithStepName("checkout.cancelUnpaid"))
+	})
 }
 
 // dispatch dispatches a paid order: its progress is counted from the time
@@ -239,15 +239,15 @@ func (c *Checkout) cancel(ctx dbos.Context, order shop.Order, reason string) (sh
 // durably, until the last step is due and then marks the order DISPATCHED.
 // A restart sleeps only what is left.
 func (c *Checkout) dispatch(ctx dbos.Context, order shop.Order) (Result, error) {
-	if _, err := dbos.Sleep(ctx, time.Until(order.DispatchDone())); err != nil {
+	if _, err := sleep(ctx, c, order.ID, time.Until(order.DispatchDone())); err != nil {
 		return Result{}, err
 	}
-	if _, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (struct{}, error) {
+	if _, err := runTransaction(ctx, c, "checkout.markDispatched", order.ID, func(ctx context.Context, tx dbos.Tx) (struct{}, error) {
 		if err := store.MarkDispatched(ctx, tx, order.ID); err != nil {
 			return struct{}{}, err
 		}
 		return struct{}{}, c.enqueueReceipt(ctx, tx, order, receipt.StageDispatched, 0, time.Now())
-	}, dbos.WithStepName("checkout.markDispatched")); err != nil {
+	}); err != nil {
 		return Result{}, err
 	}
 	if err := c.sendReceipt(ctx, order, receipt.StageDispatched); err != nil {

@@ -84,6 +84,7 @@ func handleCartCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handle
 			writeError(w, r, err)
 			return
 		}
+		noteWorkflow(r, key)
 		placed, err := co.Place(r.Context(), key, checkout.Request{Lines: lines, Email: body.Email, ViaProvider: true, Client: client})
 		if err != nil {
 			writeError(w, r, err)
@@ -168,6 +169,7 @@ func handlePaymentEvents(co *checkout.Checkout, verifier EventVerifier) http.Han
 			writeError(w, r, err)
 			return
 		}
+		noteWorkflow(r, event.CheckoutID)
 		s, err := co.HandleEvent(r.Context(), event)
 		if err != nil {
 			writeError(w, r, err)

@@ -223,7 +223,7 @@ func runFlows(t *testing.T, s *testServer, p flowProvider, held *heldExpiry) {
 		if r.status != 200 {
 			t.Errorf("an event of another type: %d %s, want 200", r.status, r.body)
 		}
-		if lines := s.logs.lines("level=DEBUG", "settles nothing", "customer.created"); len(lines) != 1 {
+		if lines := s.logs.Lines("level=DEBUG", "settles nothing", "customer.created"); len(lines) != 1 {
 			t.Errorf("debug lines about it: %q, want one", lines)
 		}
 		if after := s.snapshot(t); after != before {

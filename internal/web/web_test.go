@@ -9,16 +9,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/checkout/checkouttest"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/logtest"
 	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/payment/demopay"
 	"github.com/widgetstore/widgetstore/internal/receipt"
@@ -36,7 +35,7 @@ type testServer struct {
 	co      *checkout.Checkout
 	demo    *demopay.Provider // the payment provider carts are paid through
 	crashed chan struct{}     // receives when the crash button is pressed
-	logs    *logBuffer        // everything logged, as text, besides the test's log
+	logs    *logtest.Buffer   // everything logged, as text, besides the test's log
 }
 
 // newTestServer serves the shop on a real HTTP server over a fresh
@@ -99,7 +98,7 @@ func launchDemoPay(wrap func(payment.Provider) payment.Provider) launchShop {
 // launchShop gives.
 func newTestServerPaying(t testing.TB, url string, launch checkout.LaunchConfig, opts web.Options, wrap func(http.Handler) http.Handler, launchShop launchShop) *testServer {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	logger := slog.New(teeHandler{dbtest.Logger(t).Handler(),
 		slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
 	// The provider delivers its events to this server, which listens
@@ -126,31 +125,6 @@ func newTestServerPaying(t testing.TB, url string, launch checkout.LaunchConfig,
 	srv.Config.Handler = handler
 	srv.Start()
 	return &testServer{URL: srv.URL, db: db, co: co, demo: demo, crashed: crashed, logs: logs}
-}
-
-// logBuffer keeps what the server logs, for tests about its log.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines are the lines logged so far that contain every one of substrings.
-func (l *logBuffer) lines(substrings ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for line := range strings.Lines(l.b.String()) {
-		if !slices.ContainsFunc(substrings, func(s string) bool { return !strings.Contains(line, s) }) {
-			out = append(out, strings.TrimSpace(line))
-		}
-	}
-	return out
 }
 
 // teeHandler hands every record to both handlers.
@@ -483,7 +457,7 @@ func TestInternalErrorLoggedOnce(t *testing.T) {
 	if r.status != 500 || r.body != "{\"error\":\"internal error\"}\n" {
 		t.Errorf("GET /api/products on a broken database: %d %s, want 500 internal error", r.status, r.body)
 	}
-	logged := s.logs.lines("/api/products")
+	logged := s.logs.Lines("/api/products")
 	if len(logged) != 1 {
 		t.Fatalf("the failure was logged %d times, want once:\n%s", len(logged), strings.Join(logged, "\n"))
 	}

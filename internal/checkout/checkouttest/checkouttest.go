@@ -25,7 +25,7 @@ func Launch(t testing.TB, url string, cfg checkout.Config, logger *slog.Logger) 
 // LaunchWith is Launch with the whole of Launch's configuration.
 func LaunchWith(t testing.TB, url string, cfg checkout.LaunchConfig) (*store.DB, *checkout.Checkout) {
 	t.Helper()
-	db := open(t, url, cfg.Logger)
+	db := Open(t, url, cfg.Logger)
 	return db, launch(t, db, cfg)
 }
 
@@ -42,7 +42,7 @@ func LaunchDemoPay(t testing.TB, url string, cfg checkout.LaunchConfig, demo dem
 func LaunchDemoPayWrapped(t testing.TB, url string, cfg checkout.LaunchConfig, demo demopay.Config,
 	wrap func(payment.Provider) payment.Provider) (*store.DB, *checkout.Checkout, *demopay.Provider) {
 	t.Helper()
-	db := open(t, url, cfg.Logger)
+	db := Open(t, url, cfg.Logger)
 	if demo.Logger == nil {
 		demo.Logger = cfg.Logger
 	}
@@ -57,8 +57,8 @@ func LaunchDemoPayWrapped(t testing.TB, url string, cfg checkout.LaunchConfig, d
 	return db, launch(t, db, cfg), provider
 }
 
-// open opens and migrates the database at url, closed when the test ends.
-func open(t testing.TB, url string, logger *slog.Logger) *store.DB {
+// Open opens and migrates the database at url, closed when the test ends.
+func Open(t testing.TB, url string, logger *slog.Logger) *store.DB {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, url)
