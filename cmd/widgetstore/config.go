@@ -38,6 +38,7 @@ type config struct {
 	operatorToken []byte   // OPERATOR_TOKEN
 	smtpURL       string   // SMTP_URL: where receipts are sent (with a password, maybe); "" logs them
 	publicURL     string
+	stripe        stripeConfig // STRIPE_*: Stripe in place of the demo provider
 	checkout      checkout.Config
 	retention     checkout.Retention
 	tracing       tracingConfig // from the OTEL_* variables
@@ -119,6 +120,7 @@ func (cfg *config) settings(getenv func(string) string) []setting {
 		{env: []string{"SMTP_URL"}, value: value(&cfg.smtpURL, "")},
 	}
 	settings = append(settings, cfg.http.settings()...)
+	settings = append(settings, cfg.stripe.settings()...)
 	return append(settings, cfg.log.settings()...)
 }
 
@@ -135,6 +137,7 @@ func (cfg *config) checks() []func() error {
 			return nil
 		},
 		func() error { return checkTakeover(cfg.heartbeat, cfg.takeover) },
+		func() error { return cfg.stripe.check(cfg.publicURL) },
 		func() error {
 			if pending := cfg.checkout.PendingUnitsPerClient; cfg.limits.PerMinute < 0 || pending < 0 || 0 < pending && pending < shop.MaxQuantity {
 				return fmt.Errorf("-checkouts-per-minute must be 0 (no limit) or more, -pending-units 0 (no limit) or at least %d, what one checkout may buy", shop.MaxQuantity)

@@ -111,7 +111,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		return err
 	}
 	defer listener.Close()
-	provider, verifier, err := demoProvider(db, cfg, listener.Addr(), logger)
+	pay, verifier, providerPages, err := paymentProvider(db, cfg, listener.Addr(), logger)
 	if err != nil {
 		db.Close()
 		return err
@@ -132,7 +132,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	}
 	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
 		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger, Metrics: metrics,
-		Provider: provider, Register: provider.Register, Receipts: receipts, PublicURL: cfg.publicURL, Tracer: tracer,
+		Provider: pay.Provider, Register: pay.Register, Receipts: receipts, PublicURL: cfg.publicURL, Tracer: tracer,
 	})
 	if err != nil {
 		flushTraces()
@@ -158,7 +158,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 	}
 
 	opts := web.Options{WebhookSecrets: cfg.webhookKeys, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy,
-		Metrics: metrics, Events: verifier, ProviderPages: provider.Handler(), StaleAfter: cfg.takeover, Tracer: tracer}
+		Metrics: metrics, Events: verifier, ProviderPages: providerPages, StaleAfter: cfg.takeover, Tracer: tracer}
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}

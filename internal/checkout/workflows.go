@@ -218,7 +218,7 @@ func (c *Checkout) checkout(ctx dbos.Context, req Request) (Result, error) {
 		}
 	}
 	if order.Status != shop.StatusPaid {
-		return Result{OrderID: order.ID, Status: order.Status}, nil
+		return Result{OrderID: order.ID, Status: order.Status}, c.expireIntent(ctx, checkoutID, placed.IntentID)
 	}
 	if err := c.sendReceipt(ctx, order, receipt.StagePaid); err != nil {
 		return Result{}, err

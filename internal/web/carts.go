@@ -112,6 +112,21 @@ func handleFindCheckout(co *checkout.Checkout) http.Handler {
 	})
 }
 
+// handleCancelCheckout handles "POST /api/checkouts/{key}/cancel": the
+// customer who holds the key cancels their order while it awaits payment,
+// and is answered the order, cancelled, its stock back on sale. Cancelling
+// again answers the same; an order paid answers 409.
+func handleCancelCheckout(co *checkout.Checkout) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		found, err := co.CancelByKey(r.Context(), r.PathValue("key"))
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, r, http.StatusOK, toCustomerOrderJSON(found))
+	})
+}
+
 // handleFindPayment handles "GET /api/payments/{payment_id}": the order a
 // payment id was issued for, whole.
 func handleFindPayment(co *checkout.Checkout) http.Handler {

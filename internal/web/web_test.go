@@ -74,11 +74,35 @@ func newTestServerWrapped(t testing.TB, url string, cfg checkout.Config, opts we
 // launched with launch.
 func newTestServerLaunched(t testing.TB, url string, launch checkout.LaunchConfig, opts web.Options, wrap func(http.Handler) http.Handler) *testServer {
 	t.Helper()
+	return newTestServerPaying(t, url, launch, opts, wrap, launchDemoPay(nil))
+}
+
+// launchShop launches the shop's workflows on a fresh database at url with
+// a payment provider, whose events, signed with secret, go to webhookURL.
+// It returns the provider's pages to serve (nil for none), and the demo
+// provider when that is the one.
+type launchShop func(t testing.TB, url string, launch checkout.LaunchConfig, webhookURL, secret string) (*store.DB, *checkout.Checkout, http.Handler, *demopay.Provider)
+
+// launchDemoPay launches the shop with the demo provider, as it serves by
+// default, the provider the checkout calls inside wrap (unless nil).
+func launchDemoPay(wrap func(payment.Provider) payment.Provider) launchShop {
+	return func(t testing.TB, url string, launch checkout.LaunchConfig, webhookURL, secret string) (*store.DB, *checkout.Checkout, http.Handler, *demopay.Provider) {
+		db, co, demo := checkouttest.LaunchDemoPayWrapped(t, url, launch,
+			demopay.Config{WebhookURL: webhookURL, SigningSecret: secret,
+				Retry: demopay.Retry{First: 50 * time.Millisecond, Max: 200 * time.Millisecond, GiveUpAfter: time.Minute}}, wrap)
+		return db, co, demo.Handler(), demo
+	}
+}
+
+// newTestServerPaying is newTestServerLaunched with the provider that
+// launchShop gives.
+func newTestServerPaying(t testing.TB, url string, launch checkout.LaunchConfig, opts web.Options, wrap func(http.Handler) http.Handler, launchShop launchShop) *testServer {
+	t.Helper()
 	logs := &logtest.Buffer{}
 	logger := slog.New(teeHandler{dbtest.Logger(t).Handler(),
 		slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
-	// Carts are paid through the demo provider, as the shop serves them:
-	// it delivers its events to this server, which listens from here on.
+	// The provider delivers its events to this server, which listens
+	// from here on.
 	srv := httptest.NewUnstartedServer(nil)
 	t.Cleanup(srv.Close)
 	secrets := []string{"whsec_test"}
@@ -86,16 +110,14 @@ func newTestServerLaunched(t testing.TB, url string, launch checkout.LaunchConfi
 		secrets = append(secrets, string(s))
 	}
 	launch.ExecutorID, launch.Logger = "test", logger
-	db, co, demo := checkouttest.LaunchDemoPay(t, url, launch,
-		demopay.Config{WebhookURL: "http://" + srv.Listener.Addr().String() + "/api/payment_events", SigningSecret: secrets[len(secrets)-1],
-			Retry: demopay.Retry{First: 50 * time.Millisecond, Max: 200 * time.Millisecond, GiveUpAfter: time.Minute}})
+	db, co, pages, demo := launchShop(t, url, launch, "http://"+srv.Listener.Addr().String()+"/api/payment_events", secrets[len(secrets)-1])
 	verifier, err := payment.NewVerifier(secrets, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	crashed := make(chan struct{}, 10)
 	opts.CrashFunc = func() { crashed <- struct{}{} }
-	opts.Events, opts.ProviderPages = verifier, demo.Handler()
+	opts.Events, opts.ProviderPages = verifier, pages
 	var handler http.Handler = web.NewServer(logger, db, co, opts)
 	if wrap != nil {
 		handler = wrap(handler)

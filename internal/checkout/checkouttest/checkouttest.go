@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/payment/demopay"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
@@ -33,6 +34,14 @@ func LaunchWith(t testing.TB, url string, cfg checkout.LaunchConfig) (*store.DB,
 // which the test serves (web.Server's POST /api/payment_events).
 func LaunchDemoPay(t testing.TB, url string, cfg checkout.LaunchConfig, demo demopay.Config) (*store.DB, *checkout.Checkout, *demopay.Provider) {
 	t.Helper()
+	return LaunchDemoPayWrapped(t, url, cfg, demo, nil)
+}
+
+// LaunchDemoPayWrapped is LaunchDemoPay with the provider that the
+// checkout calls inside wrap (unless nil): a test holds a call there.
+func LaunchDemoPayWrapped(t testing.TB, url string, cfg checkout.LaunchConfig, demo demopay.Config,
+	wrap func(payment.Provider) payment.Provider) (*store.DB, *checkout.Checkout, *demopay.Provider) {
+	t.Helper()
 	db := Open(t, url, cfg.Logger)
 	if demo.Logger == nil {
 		demo.Logger = cfg.Logger
@@ -42,6 +51,9 @@ func LaunchDemoPay(t testing.TB, url string, cfg checkout.LaunchConfig, demo dem
 		t.Fatal(err)
 	}
 	cfg.Provider, cfg.Register = provider, provider.Register
+	if wrap != nil {
+		cfg.Provider = wrap(provider)
+	}
 	return db, launch(t, db, cfg), provider
 }
 
