@@ -79,7 +79,7 @@ func TestTracedCheckoutRecovered(t *testing.T) {
 		for _, s := range spans.GetSpans() {
 			ids := map[attribute.Key]string{}
 			for _, kv := range s.Attributes {
-				ids[kv.Key] = kv.Value.Emit()
+				ids[kv.Key] = kv.Value.String()
 			}
 			if s.Parent.IsValid() || ids[checkout.AttrWorkflowID] != key || ids[checkout.AttrOrderID] != fmt.Sprint(order.ID) {
 				t.Errorf("span %s: parent %v, attributes %v; want no parent, workflow %s, order %d", s.Name, s.Parent, s.Attributes, key, order.ID)

@@ -83,7 +83,7 @@ func findSpan(t *testing.T, exporter *tracetest.InMemoryExporter, name string) t
 func attrOf(s tracetest.SpanStub, key string) string {
 	for _, kv := range s.Attributes {
 		if kv.Key == attribute.Key(key) {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
