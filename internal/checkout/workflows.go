@@ -225,14 +225,13 @@ func (c *Checkout) dispatch(ctx dbos.Context, order orderOutput) (Result, error)
 		return Result{}, err
 	}
 	if _, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (struct{}, error) {
-		if err := store.MarkDispatched(ctx, tx, order.ID); err != nil || !order.receipts() {
-			return struct{}{}, err
-		}
-		o, err := store.GetOrder(ctx, tx, order.ID) // with its email address
+		email, err := store.MarkDispatched(ctx, tx, order.ID)
 		if err != nil {
 			return struct{}{}, err
 		}
-		return struct{}{}, c.enqueueReceipt(ctx, tx, o, receipt.StageDispatched, 0, time.Now())
+		dispatched := order.Order
+		dispatched.Email = email // read from the order's row: the workflow's records have none
+		return struct{}{}, c.enqueueReceipt(ctx, tx, dispatched, receipt.StageDispatched, 0, time.Now())
 	}, dbos.WithStepName("checkout.markDispatched")); err != nil {
 		return Result{}, err
 	}
