@@ -74,7 +74,7 @@ func (c *Checkout) admit(ctx context.Context, key string, req Request) (input, e
 	if err := shop.ValidateKey(key); err != nil {
 		return input{}, err
 	}
-	in := input{ProductID: req.ProductID, Quantity: req.Quantity, ViaProvider: req.ViaProvider, Version: versionScreened}
+	in := input{ProductID: req.ProductID, Quantity: req.Quantity, ViaProvider: req.ViaProvider, Version: checkoutVersion}
 	if len(req.Lines) == 0 {
 		if err := shop.ValidateQuantity(req.Quantity); err != nil {
 			return in, err

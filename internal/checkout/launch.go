@@ -36,9 +36,10 @@ import (
 // transaction, behind the patch "screenOrder"; the checkouts of
 // widgetstore-2 replay without it.
 //
-// widgetstore-4: the checkout screens without the patch's marker, its
-// input saying it was started by this build (input.Version); the
-// checkouts of widgetstore-3 and widgetstore-2 replay through the patch.
+// widgetstore-4: the checkout screens without the patch's marker and
+// waits for its dispatch without a durable sleep, its input saying it was
+// started by this build (input.Version); the checkouts of widgetstore-3
+// and widgetstore-2 replay through both.
 // Its input and its steps' outputs hold no personal data (record.go).
 const ApplicationVersion = "widgetstore-4"
 

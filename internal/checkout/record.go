@@ -19,20 +19,22 @@ type input struct {
 	ViaProvider bool        `json:",omitempty"`
 	// Version names the step sequence of the build that started the
 	// checkout: 0 for widgetstore-2's and widgetstore-3's, whose
-	// screening comes behind dbos.Patch; versionScreened for this
-	// build's, which screens without the patch's marker (see screening).
+	// screening comes behind dbos.Patch and whose dispatch waits in a
+	// durable sleep; checkoutVersion for this build's, which has neither
+	// checkpoint (screening, awaitDispatchDone).
 	Version int `json:",omitempty"`
 	// Contact says that the request saved the checkout's contact.
 	Contact bool `json:",omitempty"`
 	// Email and Client are the contact as the builds before
-	// versionScreened recorded it, in the input itself; this build never
+	// checkoutVersion recorded it, in the input itself; this build never
 	// sets them.
 	Email  string `json:",omitempty"`
 	Client string `json:",omitempty"`
 }
 
-// versionScreened is input.Version for the checkouts this build starts.
-const versionScreened = 4
+// checkoutVersion is input.Version for the checkouts this build starts:
+// widgetstore-4's.
+const checkoutVersion = 4
 
 // lines is what the checkout buys, cart or not.
 func (in input) lines() []shop.Line {
@@ -44,7 +46,7 @@ func (in input) lines() []shop.Line {
 
 // orderOutput is an order as a step's output records it: without its
 // email address, saying only whether it has one. An output recorded by a
-// build before versionScreened has the address itself.
+// build before checkoutVersion has the address itself.
 type orderOutput struct {
 	shop.Order
 	Receipts bool `json:",omitempty"`

@@ -54,8 +54,7 @@ type paymentWord struct {
 //
 // It costs, paid and dispatched: the workflow's row, placeOrder, the
 // placement event, the payment wait (its deadline and the word it
-// consumes), the dispatch's sleep and markDispatched, and the workflow's
-// outcome; the webhook's transaction settles the order and sends the word.
+// consumes), markDispatched, and the workflow's outcome; the webhook's transaction settles the order and sends the word.
 // A cart paid through the provider adds createIntent, and an order with an
 // email address a sendReceipt step per receipt. docs/performance.md counts
 // their statements.
@@ -84,12 +83,12 @@ func (c *Checkout) checkout(ctx dbos.Context, in input) (Result, error) {
 	switch word.Status {
 	case shop.PaymentPaid:
 		awaiting.order.PaidAt, awaiting.order.Status = word.PaidAt, shop.StatusPaid
-		return c.dispatch(ctx, awaiting.order)
+		return c.dispatch(ctx, in, awaiting.order)
 	case shop.PaymentFailed:
 		// Pay cancelled the order in the transaction that sent the word.
 		return Result{OrderID: awaiting.order.ID, Status: shop.StatusCancelled}, nil
 	default:
-		return c.cancel(ctx, awaiting, shop.ReasonPaymentTimeout)
+		return c.cancel(ctx, in, awaiting, shop.ReasonPaymentTimeout)
 	}
 }
 
@@ -188,19 +187,41 @@ func (c *Checkout) awaitPayment(ctx dbos.Context, order shop.Order) (paymentWord
 // cancel ends the checkout of an order that was not paid, for reason: it
 // cancels the order, unless a payment got to it first, in which case it
 // goes on as paid.
-func (c *Checkout) cancel(ctx dbos.Context, p placed, reason string) (Result, error) {
+func (c *Checkout) cancel(ctx dbos.Context, in input, p placed, reason string) (Result, error) {
 	order, err := c.cancelUnpaid(ctx, p.order, reason)
 	if err != nil {
 		return Result{}, err
 	}
 	if order.Status == shop.StatusPaid {
-		return c.dispatch(ctx, order)
+		return c.dispatch(ctx, in, order)
 	}
 	// A refusal that got to the order first was counted by Pay.
 	if order.Status == shop.StatusCancelled && order.CancelReason == shop.ReasonPaymentTimeout {
 		c.metrics.timedOut.Inc()
 	}
 	return orderResult(order.Order), nil
+}
+
+// awaitDispatchDone waits until the paid order's last dispatch step is
+// due. The time is counted from the payment time the checkout recorded
+// (the word its Recv consumed, or cancelUnpaid's output), so a restart
+// waits only what is left without a checkpoint of its own; the checkouts
+// of the builds before checkoutVersion took a durable sleep here (a step,
+// DBOS.sleep), and replay it.
+func awaitDispatchDone(ctx dbos.Context, in input, order shop.Order) error {
+	wait := time.Until(order.DispatchDone())
+	if in.Version < checkoutVersion {
+		_, err := dbos.Sleep(ctx, wait)
+		return err
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // cancelUnpaid is the step checkout.cancelUnpaid: it cancels the order,
@@ -215,13 +236,13 @@ func (c *Checkout) cancelUnpaid(ctx dbos.Context, order orderOutput, reason stri
 
 // dispatch sends the paid order's receipt and dispatches it: its progress
 // is counted from the time it was paid (shop.Order.ProgressRemaining), so
-// the workflow sleeps, durably, until the last step is due and then marks
-// the order DISPATCHED. A restart sleeps only what is left.
-func (c *Checkout) dispatch(ctx dbos.Context, order orderOutput) (Result, error) {
+// the workflow waits until the last step is due and then marks the order
+// DISPATCHED.
+func (c *Checkout) dispatch(ctx dbos.Context, in input, order orderOutput) (Result, error) {
 	if err := c.sendReceipt(ctx, order, receipt.StagePaid); err != nil {
 		return Result{}, err
 	}
-	if _, err := dbos.Sleep(ctx, time.Until(order.DispatchDone())); err != nil {
+	if err := awaitDispatchDone(ctx, in, order.Order); err != nil {
 		return Result{}, err
 	}
 	if _, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (struct{}, error) {
