@@ -15,6 +15,7 @@ import (
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
 	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/logtest"
 )
 
 // previousRelease is the shop as it was released before the checkout
@@ -61,7 +62,7 @@ func buildRelease(commit string) (string, error) {
 	if extract.Stdin, err = archive.StdoutPipe(); err != nil {
 		return "", err
 	}
-	var archiveErr, extractErr outputBuffer
+	var archiveErr, extractErr logtest.Buffer
 	archive.Stderr, extract.Stderr = &archiveErr, &extractErr
 	if err := extract.Start(); err != nil {
 		return "", err
@@ -80,25 +81,6 @@ func buildRelease(commit string) (string, error) {
 		return "", fmt.Errorf("building %s: %w\n%s", commit, err, output)
 	}
 	return out, nil
-}
-
-// outputBuffer collects a command's standard error.
-type outputBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *outputBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *outputBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }
 
 // The first steps of a checkout on each path: widgetstore-3's records the

@@ -2,12 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
-	"fmt"
-	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -30,6 +24,9 @@ type closedLoop struct {
 	shop    *shopClient
 	product int64
 	restock bool // keep the shelf stocked (see restockEvery)
+	// pending counts the shop's PENDING workflows, for the waits for the
+	// dispatches.
+	pending func(context.Context) (int, error)
 }
 
 // run runs customers until each has made perCustomer purchases (0: no
@@ -37,8 +34,8 @@ type closedLoop struct {
 // first. A purchase that has started always goes on to its webhook, even
 // past until: a checkout left unpaid would wait for its payment long after
 // the run. It returns when every customer has stopped.
-func (l *closedLoop) run(ctx context.Context, customers, perCustomer int, until time.Time) *closedStats {
-	s := &closedStats{windowEnd: until, errors: map[string]*errorKind{}}
+func (l *closedLoop) run(ctx context.Context, customers, perCustomer int, until time.Time) *purchaseStats {
+	s := newPurchaseStats(until)
 	stock := &restocker{shop: l.shop, stats: s, off: !l.restock}
 	var wg sync.WaitGroup
 	for range customers {
@@ -49,7 +46,7 @@ func (l *closedLoop) run(ctx context.Context, customers, perCustomer int, until 
 	return s
 }
 
-func (l *closedLoop) customer(ctx context.Context, s *closedStats, stock *restocker, perCustomer int, until time.Time) {
+func (l *closedLoop) customer(ctx context.Context, s *purchaseStats, stock *restocker, perCustomer int, until time.Time) {
 	for n := 0; perCustomer == 0 || n < perCustomer; n++ {
 		if ctx.Err() != nil || (!until.IsZero() && !time.Now().Before(until)) {
 			return
@@ -64,102 +61,15 @@ func (l *closedLoop) customer(ctx context.Context, s *closedStats, stock *restoc
 }
 
 // purchase buys one widget, and says whether it went without an error.
-func (l *closedLoop) purchase(ctx context.Context, s *closedStats, stock *restocker) bool {
-	key := "load-" + rand.Text()
+func (l *closedLoop) purchase(ctx context.Context, s *purchaseStats, stock *restocker) bool {
 	stock.checkoutStarting(ctx)
-
-	t0 := time.Now()
-	status, answer, err := l.shop.checkout(ctx, key, l.product)
-	checkoutTook := time.Since(t0)
-	switch {
-	case err != nil:
-		s.failed(ctx, "checkout", err)
-		return false
-	case status == http.StatusConflict:
-		s.add(func() { s.nOutOfStock++ })
+	switch buy(ctx, l.shop, l.product, "paid", s) {
+	case bought:
+		return true
+	case outOfStock:
 		return stock.empty(ctx)
-	case status != http.StatusOK:
-		s.record(fmt.Sprintf("checkout: HTTP %d", status), errorMessage(answer))
-		return false
 	}
-	paymentID := strings.TrimSpace(string(answer))
-	if paymentID == "" {
-		s.record("checkout: bad answer", "an empty payment id")
-		return false
-	}
-
-	t1 := time.Now()
-	status, answer, err = l.shop.payment(ctx, paymentID, "paid")
-	done := time.Now()
-	switch {
-	case err != nil:
-		s.failed(ctx, "webhook", err)
-		return false
-	case status != http.StatusOK:
-		s.record(fmt.Sprintf("webhook: HTTP %d", status), errorMessage(answer))
-		return false
-	}
-	if _, err := strconv.ParseInt(strings.TrimSpace(string(answer)), 10, 64); err != nil {
-		s.record("webhook: bad answer", fmt.Sprintf("order id %q is not a number", truncate(string(answer))))
-		return false
-	}
-	s.purchased(checkoutTook, done.Sub(t1), done.Sub(t0), done)
-	return true
-}
-
-// closedStats gathers the outcome of the purchases of one closed loop.
-type closedStats struct {
-	mu                 sync.Mutex
-	windowEnd          time.Time // purchases done by then are in the window
-	nCompleted         int
-	nCompletedInWindow int
-	nOutOfStock        int
-	nRestocks          int
-	nErrors            int
-	nInterrupted       int // cut short when ctx ended
-	checkout           []time.Duration
-	webhook            []time.Duration
-	purchase           []time.Duration // checkout sent to webhook answered
-	errors             map[string]*errorKind
-}
-
-func (s *closedStats) add(f func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f()
-}
-
-func (s *closedStats) purchased(checkout, webhook, purchase time.Duration, done time.Time) {
-	s.add(func() {
-		s.nCompleted++
-		if s.windowEnd.IsZero() || !done.After(s.windowEnd) {
-			s.nCompletedInWindow++
-		}
-		s.checkout = append(s.checkout, checkout)
-		s.webhook = append(s.webhook, webhook)
-		s.purchase = append(s.purchase, purchase)
-	})
-}
-
-// failed records a call that got no answer: interrupted when ctx ended,
-// else a timeout or a transport error.
-func (s *closedStats) failed(ctx context.Context, call string, err error) {
-	if ctx.Err() != nil {
-		s.add(func() { s.nInterrupted++ })
-		return
-	}
-	kind := call + ": transport error"
-	if errors.Is(err, context.DeadlineExceeded) {
-		kind = call + ": timeout"
-	}
-	s.record(kind, err.Error())
-}
-
-func (s *closedStats) record(kind, example string) {
-	s.add(func() {
-		s.nErrors++
-		countError(s.errors, kind, example, 1)
-	})
+	return false
 }
 
 // restocker keeps the shelf stocked for a closed loop: it restocks every
@@ -167,7 +77,7 @@ func (s *closedStats) record(kind, example string) {
 // customer finds the shelf empty. One restock runs at a time.
 type restocker struct {
 	shop  *shopClient
-	stats *closedStats
+	stats *purchaseStats
 	off   bool
 
 	mu      sync.Mutex

@@ -23,7 +23,6 @@ const defaultPGAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=d
 // config is the command line, and the secrets from the environment.
 type config struct {
 	baseURL     string // the -url, without a trailing slash
-	allowRemote bool
 	rate        float64
 	duration    time.Duration
 	maxStarts   int
@@ -52,18 +51,26 @@ type config struct {
 	pgAdminURL string
 }
 
-// shopBinary is a built widgetstore, under the label the report gives it.
+// shopBinary is a built widgetstore, under the label the report gives it,
+// or DBOS's demo (labelled demoLabel).
 type shopBinary struct {
 	Label string
 	Path  string
+	Demo  bool
+}
+
+// lists are the flags read as text and checked by the mode that takes
+// them.
+type lists struct {
+	url, customers, shops, engines, shopArgs string
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var cfg config
+	var raw lists
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	rawURL := fs.String("url", "http://127.0.0.1:8080", "the widgetstore to drive (loopback only, unless -allow-remote)")
-	fs.BoolVar(&cfg.allowRemote, "allow-remote", false, "allow a -url that is not on this machine")
+	fs.StringVar(&raw.url, "url", "http://127.0.0.1:8080", "the widgetstore to drive, on this machine (loopback)")
 	fs.Float64Var(&cfg.rate, "rate", 20, "open loop: checkouts started per second")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to start purchases for")
 	fs.IntVar(&cfg.maxStarts, "n", 0, "open loop: start at most this many checkouts (default: rate × duration)")
@@ -74,13 +81,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "timeout of each request")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
 
-	customers := fs.String("customers", "", "closed loop: customers buying one after another, or a list to sweep (1,8,32,64)")
+	fs.StringVar(&raw.customers, "customers", "", "closed loop: customers buying one after another, or a list to sweep (1,8,32,64)")
 	fs.IntVar(&cfg.warmup, "warmup", 2, "closed loop: purchases per customer before measuring, not measured")
 	fs.DurationVar(&cfg.dispatchWait, "dispatch-wait", 2*time.Minute, "closed loop: longest wait for the dispatches to finish after the load")
-	shops := fs.String("shop", "", "start this widgetstore binary for every run, or several to compare: label=PATH,label2=PATH2")
-	engines := fs.String("engine", "sqlite", "with -shop: sqlite, postgres, or both (sqlite,postgres)")
+	fs.StringVar(&raw.shops, "shop", "", "start this widgetstore binary for every run, or several to compare: label=PATH,label2=PATH2; "+
+		"the label "+demoLabel+" marks DBOS's demo shop (built by cmd/loadgen/demo/build.sh), run on PostgreSQL only")
+	fs.StringVar(&raw.engines, "engine", "sqlite", "with -shop: sqlite, postgres, or both (sqlite,postgres)")
 	fs.IntVar(&cfg.rounds, "rounds", 1, "with -shop: times to repeat the whole sweep, binaries interleaved within each")
-	shopArgs := fs.String("shop-args", "", "with -shop: more flags for the shop, separated by spaces (e.g. \"-dispatch-interval 100ms\")")
+	fs.StringVar(&raw.shopArgs, "shop-args", "", "with -shop: more flags for the shop, separated by spaces (e.g. \"-dispatch-interval 100ms\")")
 	fs.StringVar(&cfg.pgAdminURL, "pg-admin-url", defaultPGAdminURL, "with -engine postgres: where to create and drop each run's database (loopback only)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -88,7 +96,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	var err error
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 
@@ -100,56 +107,71 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := checkCommon(cfg); err != nil {
 		return cfg, err
 	}
-	if *customers == "" {
-		if err := refuseFlags(given, "without -customers", "shop", "engine", "rounds", "shop-args", "pg-admin-url", "warmup", "dispatch-wait"); err != nil {
-			return cfg, err
-		}
-		if err := checkOpenLoop(&cfg); err != nil {
-			return cfg, err
-		}
-		cfg.baseURL, err = checkURL(*rawURL, cfg.allowRemote)
-		return cfg, err
+	if raw.customers == "" {
+		return cfg, cfg.openLoop(raw, given)
 	}
+	return cfg, cfg.closedLoop(raw, given)
+}
 
-	if err := refuseFlags(given, "with -customers (they are the open loop's)", "rate", "n", "concurrency", "pay"); err != nil {
-		return cfg, err
+// openLoop checks the flags of the open loop, against -url.
+func (cfg *config) openLoop(raw lists, given map[string]bool) (err error) {
+	if err := refuseFlags(given, "without -customers", "shop", "engine", "rounds", "shop-args", "pg-admin-url", "warmup", "dispatch-wait"); err != nil {
+		return err
 	}
-	if cfg.customers, err = parseCustomers(*customers); err != nil {
-		return cfg, err
+	if err := checkOpenLoop(cfg); err != nil {
+		return err
+	}
+	cfg.baseURL, err = checkURL(raw.url)
+	return err
+}
+
+// closedLoop checks the flags of the closed loop, against -url or the
+// shops it starts.
+func (cfg *config) closedLoop(raw lists, given map[string]bool) (err error) {
+	if err := refuseFlags(given, "with -customers (they are the open loop's)", "rate", "n", "concurrency", "pay"); err != nil {
+		return err
+	}
+	if cfg.customers, err = parseCustomers(raw.customers); err != nil {
+		return err
 	}
 	switch {
 	case cfg.warmup < 0:
-		return cfg, fmt.Errorf("-warmup must not be negative, not %d", cfg.warmup)
+		return fmt.Errorf("-warmup must not be negative, not %d", cfg.warmup)
 	case cfg.dispatchWait <= 0:
-		return cfg, fmt.Errorf("-dispatch-wait must be positive, not %v", cfg.dispatchWait)
+		return fmt.Errorf("-dispatch-wait must be positive, not %v", cfg.dispatchWait)
 	}
-	if *shops == "" {
+	if raw.shops == "" {
 		if err := refuseFlags(given, "without -shop", "engine", "rounds", "shop-args", "pg-admin-url"); err != nil {
-			return cfg, err
+			return err
 		}
-		cfg.baseURL, err = checkURL(*rawURL, cfg.allowRemote)
-		return cfg, err
+		cfg.baseURL, err = checkURL(raw.url)
+		return err
 	}
+	return cfg.startedShops(raw, given)
+}
 
-	if err := refuseFlags(given, "with -shop (loadgen starts the shop on loopback itself)", "url", "allow-remote"); err != nil {
-		return cfg, err
+// startedShops checks the flags of the shops loadgen starts (-shop).
+func (cfg *config) startedShops(raw lists, given map[string]bool) (err error) {
+	if err := refuseFlags(given, "with -shop (loadgen starts the shop on loopback itself)", "url"); err != nil {
+		return err
 	}
-	if cfg.shops, err = parseShops(*shops); err != nil {
-		return cfg, err
+	if cfg.shops, err = parseShops(raw.shops); err != nil {
+		return err
 	}
-	if cfg.engines, err = parseEngines(*engines); err != nil {
-		return cfg, err
+	if cfg.engines, err = parseEngines(raw.engines); err != nil {
+		return err
 	}
 	if cfg.rounds < 1 {
-		return cfg, fmt.Errorf("-rounds must be at least 1, not %d", cfg.rounds)
+		return fmt.Errorf("-rounds must be at least 1, not %d", cfg.rounds)
 	}
-	cfg.shopArgs = strings.Fields(*shopArgs)
+	if slices.ContainsFunc(cfg.shops, func(b shopBinary) bool { return b.Demo }) && !slices.Contains(cfg.engines, "postgres") {
+		return fmt.Errorf("-shop %s=...: DBOS's demo runs on PostgreSQL only: add -engine postgres", demoLabel)
+	}
+	cfg.shopArgs = strings.Fields(raw.shopArgs)
 	if slices.Contains(cfg.engines, "postgres") {
-		if err := checkPGURL(cfg.pgAdminURL); err != nil {
-			return cfg, err
-		}
+		return checkPGURL(cfg.pgAdminURL)
 	}
-	return cfg, nil
+	return nil
 }
 
 // checkCommon checks the flags of both modes.
@@ -250,15 +272,15 @@ func parseShops(s string) ([]shopBinary, error) {
 		if !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
 			return nil, fmt.Errorf("-shop %s: not an executable file", path)
 		}
-		shops = append(shops, shopBinary{Label: label, Path: abs})
+		shops = append(shops, shopBinary{Label: label, Path: abs, Demo: label == demoLabel})
 	}
 	return shops, nil
 }
 
 // checkURL validates the -url and returns it without a trailing slash. A
-// host that is not loopback is refused unless allowRemote: load goes only
+// host that is not loopback is refused: load goes only
 // to this machine.
-func checkURL(raw string, allowRemote bool) (string, error) {
+func checkURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("-url: %w", err)
@@ -272,8 +294,8 @@ func checkURL(raw string, allowRemote bool) (string, error) {
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return "", fmt.Errorf("-url %q: give only scheme, host, port and path", raw)
 	}
-	if !allowRemote && !isLoopbackHost(u.Hostname()) {
-		return "", fmt.Errorf("-url %q: %s is not a loopback address (127.0.0.0/8, ::1, localhost); load may go only to this machine unless -allow-remote", raw, u.Hostname())
+	if !isLoopbackHost(u.Hostname()) {
+		return "", fmt.Errorf("-url %q: %s is not a loopback address (127.0.0.0/8, ::1, localhost); load goes only to this machine", raw, u.Hostname())
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }

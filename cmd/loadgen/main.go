@@ -20,8 +20,8 @@
 // token. A shop that loadgen starts gets random ones.
 //
 // It only ever talks to this machine: a -url or -pg-admin-url that is not
-// loopback (127.0.0.0/8, ::1, localhost) is refused unless -allow-remote
-// is set (for -url only), and its connections are checked again when made.
+// loopback (127.0.0.0/8, ::1, localhost) is refused, and its connections
+// are checked again when made.
 package main
 
 import (
@@ -73,9 +73,9 @@ func runOpenLoop(ctx context.Context, cfg config, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stderr, "loadgen: %s, product %d, %g checkouts/s for %s (at most %d), %d in flight at most, %g paid\n",
 		cfg.baseURL, cfg.product, cfg.rate, cfg.duration, cfg.maxStarts, cfg.concurrency, cfg.pay)
 
-	l := &loader{cfg: cfg, shop: shop, stats: newStats()}
+	l := &loader{cfg: cfg, shop: shop, stats: newPurchaseStats(time.Time{})}
 	elapsed := l.loop(ctx)
-	rep := l.stats.report(cfg, elapsed, ctx.Err() != nil)
+	rep := l.report(elapsed, ctx.Err() != nil)
 	if cfg.json {
 		return writeJSON(stdout, rep)
 	}
@@ -89,12 +89,11 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // loopbackDialer returns a dialer that connects only to loopback addresses
-// (whatever "localhost" resolves to) and Unix sockets, unless allowRemote:
-// the second line of defence behind the checks of the URLs.
-func loopbackDialer(timeout time.Duration, allowRemote bool) *net.Dialer {
-	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	if !allowRemote {
-		dialer.Control = func(network, address string, _ syscall.RawConn) error {
+// (whatever "localhost" resolves to) and Unix sockets: the second line of
+// defence behind the checks of the URLs.
+func loopbackDialer(timeout time.Duration) *net.Dialer {
+	return &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second,
+		Control: func(network, address string, _ syscall.RawConn) error {
 			if network == "unix" {
 				return nil
 			}
@@ -106,19 +105,17 @@ func loopbackDialer(timeout time.Duration, allowRemote bool) *net.Dialer {
 				return fmt.Errorf("refusing to connect to %s: not a loopback address", address)
 			}
 			return nil
-		}
-	}
-	return dialer
+		}}
 }
 
 // newHTTPClient returns the HTTP client of a run: no proxy, no redirects,
-// loopback only unless allowRemote, and idle connections kept for conns
-// requests in flight at once.
-func newHTTPClient(timeout time.Duration, allowRemote bool, conns int) *http.Client {
+// loopback only, and idle connections kept for conns requests in flight at
+// once.
+func newHTTPClient(timeout time.Duration, conns int) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:               nil,
-			DialContext:         loopbackDialer(timeout, allowRemote).DialContext,
+			DialContext:         loopbackDialer(timeout).DialContext,
 			MaxIdleConns:        2 * conns,
 			MaxIdleConnsPerHost: 2 * conns,
 			IdleConnTimeout:     90 * time.Second,

@@ -200,12 +200,9 @@ func TestRunRefusesRemoteURL(t *testing.T) {
 		}
 	}
 	for _, u := range []string{"http://127.0.0.1:8080", "http://127.9.9.9", "http://[::1]:8080/", "http://localhost:8080", "https://LOCALHOST/shop/"} {
-		if _, err := checkURL(u, false); err != nil {
+		if _, err := checkURL(u); err != nil {
 			t.Errorf("-url %s: %v, want accepted", u, err)
 		}
-	}
-	if _, err := checkURL("http://192.0.2.1:8080", true); err != nil {
-		t.Errorf("-allow-remote: %v, want accepted", err)
 	}
 }
 
@@ -498,7 +495,7 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{customers: []int{1, 8}, shops: []shopBinary{{"old", a}, {"new", b}}, engines: []string{"postgres", "sqlite"},
+	want := config{customers: []int{1, 8}, shops: []shopBinary{{Label: "old", Path: a}, {Label: "new", Path: b}}, engines: []string{"postgres", "sqlite"},
 		rounds: 2, shopArgs: []string{"-dispatch-interval", "10ms"}, webhookSecret: []byte("w"), operatorToken: "o"}
 	got := config{customers: cfg.customers, shops: cfg.shops, engines: cfg.engines, rounds: cfg.rounds, shopArgs: cfg.shopArgs,
 		webhookSecret: cfg.webhookSecret, operatorToken: cfg.operatorToken}
@@ -527,6 +524,36 @@ func TestPlanRunsInterleaves(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("runs\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestDemoRunsOnPostgresOnly: a -shop labelled demo is DBOS's demo, which
+// needs PostgreSQL: its runs are planned on PostgreSQL only, beside the
+// others', and a comparison without PostgreSQL is refused.
+func TestDemoRunsOnPostgresOnly(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "widget-store")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	noEnv := func(string) string { return "" }
+	if _, err := parseConfig([]string{"-customers", "32", "-shop", "demo=" + bin + ",shop=" + bin}, noEnv, io.Discard); err == nil || !strings.Contains(err.Error(), "-engine postgres") {
+		t.Errorf("the demo on SQLite only: %v, want refused, saying to add -engine postgres", err)
+	}
+	cfg, err := parseConfig([]string{"-customers", "32", "-shop", "demo=" + bin + ",shop=" + bin, "-engine", "sqlite,postgres", "-rounds", "2"}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.shops[0].Demo || cfg.shops[1].Demo {
+		t.Errorf("shops %+v: want demo marked as DBOS's demo, shop not", cfg.shops)
+	}
+	var got []string
+	for _, s := range planRuns(cfg) {
+		got = append(got, fmt.Sprintf("%d %s %s", s.round, s.engine, s.shop.Label))
+	}
+	want := []string{"1 sqlite shop", "1 postgres demo", "1 postgres shop", "2 sqlite shop", "2 postgres shop", "2 postgres demo"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("runs %q, want %q", got, want)
 	}
 }
 

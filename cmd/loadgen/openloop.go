@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"math"
-	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +16,10 @@ import (
 type loader struct {
 	cfg   config
 	shop  *shopClient
-	stats *stats
+	stats *purchaseStats
+	// Counted by loop alone: every start that was due, and those dropped
+	// because -concurrency were in flight.
+	attempted, dropped int
 }
 
 // loop starts purchases at the rate until the duration, the count or ctx
@@ -50,16 +49,19 @@ starting:
 				break starting // when a tick came at the same time, it lost
 			}
 		}
+		l.attempted++
+		verdict := "failed"
+		if payThis(n, l.cfg.pay) {
+			verdict = "paid"
+		}
 		select {
 		case slots <- struct{}{}:
-			l.stats.started()
-			paid := payThis(n, l.cfg.pay)
 			wg.Go(func() {
 				defer func() { <-slots }()
-				l.purchase(ctx, paid)
+				buy(ctx, l.shop, l.cfg.product, verdict, l.stats)
 			})
 		default:
-			l.stats.dropped()
+			l.dropped++
 		}
 	}
 	wg.Wait()
@@ -70,139 +72,6 @@ starting:
 // fraction pay of the first n+1 ones are, spread evenly.
 func payThis(n int, pay float64) bool {
 	return math.Floor(float64(n+1)*pay) > math.Floor(float64(n)*pay)
-}
-
-// purchase checks out one widget and pays or refuses it.
-func (l *loader) purchase(ctx context.Context, paid bool) {
-	key := "load-" + rand.Text()
-
-	t0 := time.Now()
-	status, answer, err := l.shop.checkout(ctx, key, l.cfg.product)
-	checkoutTook := time.Since(t0)
-	switch {
-	case err != nil:
-		l.stats.failed(ctx, "checkout", err)
-		return
-	case status == http.StatusConflict:
-		l.stats.outOfStock()
-		return
-	case status != http.StatusOK:
-		l.stats.httpError("checkout", status, answer)
-		return
-	}
-	paymentID := strings.TrimSpace(string(answer))
-	if paymentID == "" {
-		l.stats.badAnswer("checkout", "an empty payment id")
-		return
-	}
-	l.stats.checkoutDone(checkoutTook)
-
-	verdict := "failed"
-	if paid {
-		verdict = "paid"
-	}
-	t1 := time.Now()
-	status, answer, err = l.shop.payment(ctx, paymentID, verdict)
-	paymentTook := time.Since(t1)
-	switch {
-	case err != nil:
-		l.stats.failed(ctx, "payment", err)
-		return
-	case status != http.StatusOK:
-		l.stats.httpError("payment", status, answer)
-		return
-	}
-	if _, err := strconv.ParseInt(strings.TrimSpace(string(answer)), 10, 64); err != nil {
-		l.stats.badAnswer("payment", fmt.Sprintf("order id %q is not a number", truncate(string(answer))))
-		return
-	}
-	l.stats.paymentDone(paymentTook, paid)
-}
-
-// stats gathers the outcome of every purchase.
-type stats struct {
-	mu          sync.Mutex
-	nAttempted  int
-	nDropped    int
-	nStarted    int
-	nOutOfStock int
-	nErrors     int
-	nPaid       int
-	nRefused    int
-	nCancelled  int // interrupted by ctx
-	checkout    []time.Duration
-	payment     []time.Duration
-	errors      map[string]*errorKind
-}
-
-func newStats() *stats { return &stats{errors: make(map[string]*errorKind)} }
-
-func (s *stats) started() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nAttempted++
-	s.nStarted++
-}
-
-func (s *stats) dropped() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nAttempted++
-	s.nDropped++
-}
-
-func (s *stats) outOfStock() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nOutOfStock++
-}
-
-func (s *stats) checkoutDone(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.checkout = append(s.checkout, d)
-}
-
-func (s *stats) paymentDone(d time.Duration, paid bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.payment = append(s.payment, d)
-	if paid {
-		s.nPaid++
-	} else {
-		s.nRefused++
-	}
-}
-
-// failed records a call that got no answer: interrupted when ctx ended,
-// else a timeout or a transport error.
-func (s *stats) failed(ctx context.Context, call string, err error) {
-	if ctx.Err() != nil {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.nCancelled++
-		return
-	}
-	kind := call + ": transport error"
-	if errors.Is(err, context.DeadlineExceeded) {
-		kind = call + ": timeout"
-	}
-	s.record(kind, err.Error())
-}
-
-func (s *stats) httpError(call string, status int, answer []byte) {
-	s.record(fmt.Sprintf("%s: HTTP %d", call, status), errorMessage(answer))
-}
-
-func (s *stats) badAnswer(call, what string) {
-	s.record(call+": bad answer", what)
-}
-
-func (s *stats) record(kind, example string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nErrors++
-	countError(s.errors, kind, example, 1)
 }
 
 // report is what a run measured. The counts add up:
@@ -234,25 +103,23 @@ type report struct {
 	ErrorKinds       map[string]*errorKind `json:"error_kinds"`
 }
 
-func (s *stats) report(cfg config, elapsed time.Duration, stopped bool) report {
+func (l *loader) report(elapsed time.Duration, stopped bool) report {
+	s := l.stats
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := report{
-		URL: cfg.baseURL, Product: cfg.product, Rate: cfg.rate, Duration: cfg.duration.String(),
-		Concurrency: cfg.concurrency, Pay: cfg.pay,
+		URL: l.cfg.baseURL, Product: l.cfg.product, Rate: l.cfg.rate, Duration: l.cfg.duration.String(),
+		Concurrency: l.cfg.concurrency, Pay: l.cfg.pay,
 		ElapsedSeconds: elapsed.Seconds(),
-		Attempted:      s.nAttempted, Started: s.nStarted, Dropped: s.nDropped,
-		Completed: s.nPaid + s.nRefused, Paid: s.nPaid, Refused: s.nRefused,
-		OutOfStock: s.nOutOfStock, Errors: s.nErrors, Interrupted: s.nCancelled, Stopped: stopped,
+		Attempted:      l.attempted, Started: l.attempted - l.dropped, Dropped: l.dropped,
+		Completed: s.nCompleted, Paid: s.nPaid, Refused: s.nCompleted - s.nPaid,
+		OutOfStock: s.nOutOfStock, Errors: s.nErrors, Interrupted: s.nInterrupted, Stopped: stopped,
 		Checkout:         summarize(s.checkout),
-		PaymentRoundTrip: summarize(s.payment),
-		ErrorKinds:       make(map[string]*errorKind, len(s.errors)),
+		PaymentRoundTrip: summarize(s.webhook),
+		ErrorKinds:       maps.Clone(s.errors),
 	}
 	if elapsed > 0 {
 		r.Throughput = float64(r.Completed) / elapsed.Seconds()
-	}
-	for k, e := range s.errors {
-		r.ErrorKinds[k] = &errorKind{Count: e.Count, Example: e.Example}
 	}
 	return r
 }
@@ -287,14 +154,7 @@ func (r report) print(w io.Writer) error {
 
 	if len(r.ErrorKinds) > 0 {
 		b.WriteString("\nerrors by kind:\n")
-		kinds := slices.Sorted(maps.Keys(r.ErrorKinds))
-		width := 0
-		for _, k := range kinds {
-			width = max(width, len(k))
-		}
-		for _, k := range kinds {
-			fmt.Fprintf(&b, "  %-*s %6d  e.g. %s\n", width, k, r.ErrorKinds[k].Count, r.ErrorKinds[k].Example)
-		}
+		printErrorKinds(&b, r.ErrorKinds)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

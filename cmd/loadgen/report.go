@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -15,22 +14,6 @@ import (
 // windowNote says what the per-purchase costs cover, in every report.
 const windowNote = "CPU, commits and WAL are measured from the start of the load to the end of the wait for its dispatches, " +
 	"so each purchase's dispatch is included, and divided by all the purchases of the load"
-
-// errorKind counts the errors of one kind, with the first one's message.
-type errorKind struct {
-	Count   int    `json:"count"`
-	Example string `json:"example"`
-}
-
-// countError adds n errors of kind to kinds, keeping the first example.
-func countError(kinds map[string]*errorKind, kind, example string, n int) {
-	e := kinds[kind]
-	if e == nil {
-		e = &errorKind{Example: example}
-		kinds[kind] = e
-	}
-	e.Count += n
-}
 
 // latency summarizes the latencies of one call, in milliseconds.
 type latency struct {
@@ -44,7 +27,6 @@ type latency struct {
 func summarize(ds []time.Duration) latency {
 	sorted := slices.Clone(ds)
 	slices.Sort(sorted)
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	return latency{
 		Count: len(sorted),
 		P50:   ms(percentile(sorted, 50)),
@@ -149,7 +131,7 @@ func (r *runRow) perPurchase(v float64) *float64 {
 
 // fill records a closed loop's purchases: window is the load's, measured
 // runs to the end of the dispatch wait.
-func (r *runRow) fill(s *closedStats, window, measured, waited time.Duration) {
+func (r *runRow) fill(s *purchaseStats, window, measured, waited time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r.LoadSeconds = window.Seconds()
@@ -286,14 +268,7 @@ func (rep sweepReport) printNotes(b *strings.Builder) {
 		}
 		if len(r.ErrorKinds) > 0 {
 			fmt.Fprintf(b, "\n%s: errors by kind\n", name)
-			kinds := slices.Sorted(maps.Keys(r.ErrorKinds))
-			width := 0
-			for _, k := range kinds {
-				width = max(width, len(k))
-			}
-			for _, k := range kinds {
-				fmt.Fprintf(b, "  %-*s %6d  e.g. %s\n", width, k, r.ErrorKinds[k].Count, r.ErrorKinds[k].Example)
-			}
+			printErrorKinds(b, r.ErrorKinds)
 		}
 		if r.OutOfStock > 0 {
 			fmt.Fprintf(b, "\n%s: the shelf was empty %d times (restocked %d times in all)\n", name, r.OutOfStock, r.Restocks)

@@ -29,7 +29,7 @@ type shopClient struct {
 
 func newShopClient(cfg config, baseURL string, webhookSecret []byte, operatorToken string, conns int) *shopClient {
 	return &shopClient{
-		client:        newHTTPClient(cfg.timeout, cfg.allowRemote, conns),
+		client:        newHTTPClient(cfg.timeout, conns),
 		baseURL:       baseURL,
 		timeout:       cfg.timeout,
 		webhookSecret: webhookSecret,

@@ -48,8 +48,8 @@ type shopProcess struct {
 }
 
 // startShop creates a fresh database on engine and starts bin on it, on a
-// loopback port of its choosing, with args and then -shop-args, and
-// returns once it serves.
+// loopback port, and returns once it serves: a widgetstore with args and
+// then -shop-args, DBOS's demo as startDemo says.
 func startShop(ctx context.Context, cfg config, bin shopBinary, engine string, args []string) (_ *shopProcess, err error) {
 	dir, err := os.MkdirTemp("", "loadgen-*")
 	if err != nil {
@@ -69,38 +69,20 @@ func startShop(ctx context.Context, cfg config, bin shopBinary, engine string, a
 	if p.logf, err = os.Create(filepath.Join(dir, "shop.log")); err != nil {
 		return nil, fmt.Errorf("making the shop's log: %w", err)
 	}
-	// Loopback and both secrets always: later shops may refuse to serve
-	// anything else without secrets.
-	args = append([]string{"-supervise=false", "-crash-button=false", "-addr", "127.0.0.1:0", "-db", p.db.url}, args...)
-	p.cmd = exec.Command(bin.Path, append(args, cfg.shopArgs...)...)
-	p.cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+string(p.webhookSecret), "OPERATOR_TOKEN="+p.operatorToken)
-	p.cmd.Stderr = p.logf
-	stopWithParent(p.cmd)
-	// An os.Pipe rather than StdoutPipe: its reader may run after Wait.
-	stdout, stdoutW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("piping the shop's stdout: %w", err)
+	var listening <-chan string // the address it serves at, once it does
+	if bin.Demo {
+		listening, err = p.startDemo(ctx, bin)
+	} else {
+		listening, err = p.startWidgetstore(cfg, bin, args)
 	}
-	p.cmd.Stdout = stdoutW
-	err = p.cmd.Start()
-	stdoutW.Close()
 	if err != nil {
-		stdout.Close()
-		return nil, fmt.Errorf("starting %s: %w", bin.Path, err)
+		return nil, err
 	}
-	p.pid = p.cmd.Process.Pid
-	go func() {
-		p.cmd.Wait()
-		close(p.exited)
-	}()
-
-	addr := make(chan string, 1)
-	go readStdout(stdout, p.logf, addr)
 	timer := time.NewTimer(startTimeout)
 	defer timer.Stop()
 	select {
-	case a := <-addr:
-		if p.baseURL, err = loopbackURL(a); err != nil {
+	case addr := <-listening:
+		if p.baseURL, err = loopbackURL(addr); err != nil {
 			return nil, err
 		}
 		return p, nil
@@ -113,10 +95,57 @@ func startShop(ctx context.Context, cfg config, bin shopBinary, engine string, a
 	}
 }
 
+// startWidgetstore starts a widgetstore on the run's database, on
+// loopback, with both secrets; its address comes on the channel once it
+// prints that it listens.
+func (p *shopProcess) startWidgetstore(cfg config, bin shopBinary, args []string) (<-chan string, error) {
+	// Loopback and both secrets always: later shops may refuse to serve
+	// anything else without secrets.
+	args = append([]string{"-supervise=false", "-crash-button=false", "-addr", "127.0.0.1:0", "-db", p.db.url}, args...)
+	cmd := exec.Command(bin.Path, append(args, cfg.shopArgs...)...)
+	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+string(p.webhookSecret), "OPERATOR_TOKEN="+p.operatorToken)
+	// An os.Pipe rather than StdoutPipe: its reader may run after Wait.
+	stdout, stdoutW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("piping the shop's stdout: %w", err)
+	}
+	cmd.Stdout = stdoutW
+	err = p.start(cmd)
+	stdoutW.Close()
+	if err != nil {
+		stdout.Close()
+		return nil, err
+	}
+	addr := make(chan string, 1)
+	go readStdout(stdout, p.logf, addr)
+	return addr, nil
+}
+
+// start starts cmd as the run's shop, its output (what is not read
+// otherwise) to the run's log, and watches for its exit.
+func (p *shopProcess) start(cmd *exec.Cmd) error {
+	p.cmd = cmd
+	if cmd.Stdout == nil {
+		cmd.Stdout = p.logf
+	}
+	cmd.Stderr = p.logf
+	stopWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", cmd.Path, err)
+	}
+	p.pid = cmd.Process.Pid
+	go func() {
+		cmd.Wait()
+		close(p.exited)
+	}()
+	return nil
+}
+
 // readStdout sends the address of the shop's "widgetstore listening on"
 // line on addr, and copies the shop's stdout to its log until it ends.
 func readStdout(stdout *os.File, log io.Writer, addr chan<- string) {
 	defer stdout.Close()
+	defer close(addr)
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		line := sc.Text()
@@ -243,7 +272,7 @@ func connectPG(ctx context.Context, rawURL string) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing the PostgreSQL URL: %w", err)
 	}
-	pc.DialFunc = loopbackDialer(10*time.Second, false).DialContext
+	pc.DialFunc = loopbackDialer(10 * time.Second).DialContext
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, pc)

@@ -45,6 +45,9 @@ func planRuns(cfg config) []runSpec {
 			for _, c := range cfg.customers {
 				for i := range cfg.shops {
 					shop := &cfg.shops[(i+round-1)%len(cfg.shops)]
+					if shop.Demo && engine != "postgres" {
+						continue
+					}
 					specs = append(specs, runSpec{round: round, engine: engine, customers: c, shop: shop})
 				}
 			}
@@ -59,6 +62,9 @@ func planRuns(cfg config) []runSpec {
 func runSweep(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	benchArgs := map[string][]string{}
 	for _, bin := range cfg.shops {
+		if bin.Demo {
+			continue // it takes no flags
+		}
 		args, err := shopFlagsFor(ctx, bin)
 		if err != nil {
 			return err
@@ -137,7 +143,11 @@ func measureInto(ctx context.Context, cfg config, spec runSpec, benchArgs []stri
 		}
 		defer pg.close(ctx)
 	}
-	loop := &closedLoop{shop: shop, product: cfg.product, restock: cfg.restock}
+	loop := &closedLoop{shop: shop, product: cfg.product, restock: cfg.restock, pending: shop.pendingWorkflows}
+	if spec.shop != nil && spec.shop.Demo {
+		// Its stock is topped up, and its workflows are read in its database.
+		loop.restock, loop.pending = false, pg.pendingWorkflows
+	}
 
 	warmUp(ctx, cfg, loop, spec.customers, row)
 	before, err := takeSnapshot(ctx, proc, pg)
@@ -154,7 +164,7 @@ func measureInto(ctx context.Context, cfg config, spec runSpec, benchArgs []stri
 	}
 	start := time.Now()
 	stats := loop.run(ctx, spec.customers, 0, start.Add(cfg.duration))
-	pending, waited, err := waitDispatches(ctx, shop, cfg.dispatchWait)
+	pending, waited, err := waitDispatches(ctx, loop.pending, cfg.dispatchWait)
 	end := time.Now()
 	row.fill(stats, cfg.duration, end.Sub(start), waited)
 	row.PendingAfterWait = pending
@@ -182,7 +192,7 @@ func warmUp(ctx context.Context, cfg config, loop *closedLoop, customers int, ro
 		warm := loop.run(ctx, customers, cfg.warmup, time.Time{})
 		row.addErrors("warm-up: ", warm.errors)
 	}
-	pending, _, err := waitDispatches(ctx, loop.shop, cfg.dispatchWait)
+	pending, _, err := waitDispatches(ctx, loop.pending, cfg.dispatchWait)
 	row.dispatchWaitEnded("warm-up: dispatch wait", pending, cfg.dispatchWait, err)
 }
 
@@ -235,25 +245,25 @@ func takeSnapshot(ctx context.Context, proc *shopProcess, pg *pgCounters) (snaps
 }
 
 // waitDispatches waits until the shop has no PENDING workflow left (the
-// dispatches are workflows that go on after the purchase), asking every
-// pollInterval, for at most bound. It returns how many were still pending
-// at the end (at least) and how long it waited.
-func waitDispatches(ctx context.Context, shop *shopClient, bound time.Duration) (int, time.Duration, error) {
+// dispatches are workflows that go on after the purchase), asking pending
+// every pollInterval, for at most bound. It returns how many were still
+// pending at the end (at least) and how long it waited.
+func waitDispatches(ctx context.Context, pending func(context.Context) (int, error), bound time.Duration) (int, time.Duration, error) {
 	start := time.Now()
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
 	for {
-		pending, err := shop.pendingWorkflows(ctx)
+		n, err := pending(ctx)
 		if err != nil {
 			return 0, time.Since(start), err
 		}
-		if pending == 0 || time.Since(start) >= bound {
-			return pending, time.Since(start), nil
+		if n == 0 || time.Since(start) >= bound {
+			return n, time.Since(start), nil
 		}
 		select {
 		case <-ticker.C:
 		case <-ctx.Done():
-			return pending, time.Since(start), ctx.Err()
+			return n, time.Since(start), ctx.Err()
 		}
 	}
 }

@@ -93,6 +93,52 @@ func TestSweepRealShop(t *testing.T) {
 	}
 }
 
+// TestSweepStartsTheDemo runs a sweep with a stand-in for DBOS's demo
+// (testdata/standin), started as the demo is: its database made, its
+// migrations run, its stock topped up, its environment set, its pending
+// workflows read in its database until its dispatches are over.
+func TestSweepStartsTheDemo(t *testing.T) {
+	t.Parallel()
+	adminURL := cmp.Or(os.Getenv("TEST_DATABASE_URL"), dbtest.DefaultPostgresURL)
+	if err := pingPostgres(t, adminURL); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL at %s is unreachable, and CI=true requires it: %v", redactURL(adminURL), err)
+		}
+		t.Skipf("DBOS's demo runs on PostgreSQL, unreachable at %s (set TEST_DATABASE_URL): %v", redactURL(adminURL), err)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "widget-store"), "./testdata/standin").CombinedOutput(); err != nil {
+		t.Fatalf("building the stand-in: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("cp", "-R", "testdata/standin/migrations", dir).CombinedOutput(); err != nil {
+		t.Fatalf("copying its migrations: %v\n%s", err, out)
+	}
+	rep := runSweepJSON(t, noEnv, "-shop", "demo="+filepath.Join(dir, "widget-store"), "-engine", "postgres", "-pg-admin-url", adminURL,
+		"-customers", "2", "-duration", "1s", "-warmup", "1")
+
+	if len(rep.Runs) != 1 {
+		t.Fatalf("%d runs, want 1", len(rep.Runs))
+	}
+	r := rep.Runs[0]
+	if r.Failed != "" {
+		t.Fatalf("failed: %s", r.Failed)
+	}
+	if r.Completed == 0 || r.Errors != 0 || r.Restocks != 0 || r.PendingAfterWait != 0 {
+		t.Errorf("completed %d, errors %d %v, restocks %d, pending after the wait %d; want some, none, none (stock topped up), none",
+			r.Completed, r.Errors, r.ErrorKinds, r.Restocks, r.PendingAfterWait)
+	}
+	// Each payment leaves its dispatch pending for a second.
+	if r.DispatchWaitSeconds < 0.5 {
+		t.Errorf("waited %.2f s for the dispatches, want about a second: the pending workflows were not read", r.DispatchWaitSeconds)
+	}
+	if r.ShopCPUMsPerPurchase == nil || r.CommitsPerPurchase == nil {
+		t.Errorf("the shop's CPU %v, commits %v per purchase: want both", r.ShopCPUMsPerPurchase, r.CommitsPerPurchase)
+	}
+	if r.Database == "" || databaseExists(t, adminURL, r.Database) {
+		t.Errorf("the run's database %q was not dropped", r.Database)
+	}
+}
+
 func pingPostgres(t *testing.T, adminURL string) error {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()

@@ -2,11 +2,11 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"net"
 	"net/http"
-	"sync"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // httpConfig bounds what a client may hold of the server: how long it may
@@ -33,12 +33,19 @@ const (
 	defaultMaxConns     = 1024
 )
 
-func (c *httpConfig) flags(fs *flag.FlagSet) {
-	fs.DurationVar(&c.readTimeout, "read-timeout", defaultReadTimeout, "longest a client may take to send a request, headers and body")
-	fs.DurationVar(&c.writeTimeout, "write-timeout", defaultWriteTimeout, "longest from a request's headers to its answer sent (a checkout may wait 30 s for its workflow)")
-	fs.DurationVar(&c.idleTimeout, "idle-timeout", defaultIdleTimeout, "how long a kept-alive connection may wait for its next request")
-	fs.IntVar(&c.maxConns, "max-conns", defaultMaxConns, "most connections served at once; more wait in the kernel's queue")
-	fs.DurationVar(&c.drain, "drain", 0, "at a shutdown, how long /readyz answers 503 while the server still serves, before it stops (behind a load balancer: its probes' period times their failure threshold)")
+func (c *httpConfig) settings() []setting {
+	return []setting{
+		{flag: "read-timeout", value: value(&c.readTimeout, defaultReadTimeout),
+			usage: "longest a client may take to send a request, headers and body"},
+		{flag: "write-timeout", value: value(&c.writeTimeout, defaultWriteTimeout),
+			usage: "longest from a request's headers to its answer sent (a checkout may wait 30 s for its workflow)"},
+		{flag: "idle-timeout", value: value(&c.idleTimeout, defaultIdleTimeout),
+			usage: "how long a kept-alive connection may wait for its next request"},
+		{flag: "max-conns", value: value(&c.maxConns, defaultMaxConns),
+			usage: "most connections served at once; more wait in the kernel's queue"},
+		{flag: "drain", value: value(&c.drain, 0),
+			usage: "at a shutdown, how long /readyz answers 503 while the server still serves, before it stops (behind a load balancer: its probes' period times their failure threshold)"},
+	}
 }
 
 func (c httpConfig) check() error {
@@ -68,50 +75,7 @@ func (c httpConfig) listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &limitListener{Listener: l, slots: make(chan struct{}, c.maxConns), done: make(chan struct{})}, nil
-}
-
-// limitListener accepts at most cap(slots) connections at once: Accept
-// waits for one of them to close, and the connections beyond wait in the
-// kernel's listen queue. It is golang.org/x/net/netutil.LimitListener in a
-// few lines, which spares the module golang.org/x/net (its current versions
-// require Go 1.26, the shop Go 1.25).
-type limitListener struct {
-	net.Listener
-	slots     chan struct{}
-	done      chan struct{} // closed by Close: an Accept waiting for a slot returns
-	closeOnce sync.Once
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	conn, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
-	}
-	return &limitConn{Conn: conn, release: func() { <-l.slots }}, nil
-}
-
-func (l *limitListener) Close() error {
-	err := l.Listener.Close()
-	l.closeOnce.Do(func() { close(l.done) })
-	return err
-}
-
-// limitConn gives its slot back when it is closed, once.
-type limitConn struct {
-	net.Conn
-	releaseOnce sync.Once
-	release     func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.releaseOnce.Do(c.release)
-	return err
+	// Accept waits for a connection to close, and the connections beyond
+	// wait in the kernel's listen queue.
+	return netutil.LimitListener(l, c.maxConns), nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,10 +13,11 @@ type logConfig struct {
 	level  slog.Level
 }
 
-func (c *logConfig) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.format, "log-format", "text", "log lines as text (key=value) or json")
-	// slog.Level parses debug, info, warn and error, any case.
-	fs.TextVar(&c.level, "log-level", slog.LevelInfo, "least level logged: debug (one line per request), info, warn or error")
+func (c *logConfig) settings() []setting {
+	return []setting{
+		{flag: "log-format", value: value(&c.format, "text"), usage: "log lines as text (key=value) or json"},
+		{flag: "log-level", value: value(&c.level, slog.LevelInfo), usage: "least level logged: debug (one line per request), info, warn or error"},
+	}
 }
 
 func (c logConfig) check() error {

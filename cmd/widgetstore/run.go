@@ -24,176 +24,9 @@ import (
 	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/payment/demopay"
 	"github.com/widgetstore/widgetstore/internal/receipt"
-	"github.com/widgetstore/widgetstore/internal/shop"
 	"github.com/widgetstore/widgetstore/internal/store"
 	"github.com/widgetstore/widgetstore/internal/web"
 )
-
-// config is the command line, with defaults from the environment.
-type config struct {
-	addr        string
-	openDemo    bool // serve a non-loopback addr without the secrets
-	databaseURL string
-	supervise   bool
-	crashButton bool
-	executorID  string
-	takeover    time.Duration
-	heartbeat   time.Duration
-	http        httpConfig
-	log         logConfig
-	limits      web.CheckoutLimits
-	behindProxy bool
-	version     bool // -version: print the build and exit
-	// From the environment only, never flags that ps shows.
-	webhookKeys   [][]byte // WEBHOOK_SECRET, comma-separated: the first signs, all verify
-	operatorToken []byte   // OPERATOR_TOKEN
-	smtpURL       string   // SMTP_URL: where receipts are sent (with a password, maybe); "" logs them
-	publicURL     string
-	checkout      checkout.Config
-	retention     checkout.Retention
-}
-
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	cfg := config{checkout: checkout.DefaultConfig, retention: checkout.DefaultRetention}
-	fs := flag.NewFlagSet("widgetstore", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-
-	// Loopback by default: the demo is open to whoever reaches it.
-	addr := "127.0.0.1:8080"
-	if port := getenv("PORT"); port != "" {
-		addr = "127.0.0.1:" + port
-	}
-	databaseURL := "sqlite:data/widgetstore.db"
-	for _, name := range []string{"DATABASE_URL", "DBOS_SYSTEM_DATABASE_URL"} {
-		if url := getenv(name); url != "" {
-			databaseURL = url
-			break
-		}
-	}
-	executorID := "local" // DBOS's own default
-	if id := getenv("DBOS__VMID"); id != "" {
-		executorID = id
-	}
-
-	fs.StringVar(&cfg.addr, "addr", addr, "address to serve on, loopback by default (the port from PORT); an address other machines reach, such as :8080, needs WEBHOOK_SECRET and OPERATOR_TOKEN, or -open-demo")
-	fs.BoolVar(&cfg.openDemo, "open-demo", false, "serve a non-loopback -addr without WEBHOOK_SECRET and OPERATOR_TOKEN: anyone who reaches it may report payments, restock, crash and resume")
-	// No default shown: it may come from DATABASE_URL, password and all.
-	fs.StringVar(&cfg.databaseURL, "db", "", "database: postgres://... or sqlite:PATH (default: DATABASE_URL, else DBOS_SYSTEM_DATABASE_URL, else sqlite:data/widgetstore.db); "+
-		"pass a URL with a password in DATABASE_URL instead, since ps shows every process's flags")
-	fs.BoolVar(&cfg.supervise, "supervise", true, "run the server under a supervisor that restarts it when it dies; turn off under systemd or Kubernetes")
-	fs.BoolVar(&cfg.crashButton, "crash-button", true, "serve POST /crash_application, which kills the server (a demo)")
-	fs.StringVar(&cfg.executorID, "executor-id", executorID, "this instance's stable id among those sharing a database (default from DBOS__VMID)")
-	fs.DurationVar(&cfg.takeover, "takeover-after", 30*time.Second, fmt.Sprintf("on PostgreSQL, take over the workflows of another instance silent this long, and for %d of its own heartbeats (0: never; else at least %d times -heartbeat)",
-		store.HeartbeatMargin, store.HeartbeatMargin))
-	fs.DurationVar(&cfg.heartbeat, "heartbeat", defaultHeartbeat, "on PostgreSQL, how often this instance records that it is alive, for the others' -takeover-after")
-	fs.DurationVar(&cfg.checkout.PaymentTimeout, "payment-timeout", cfg.checkout.PaymentTimeout, "how long a checkout waits for its payment")
-	fs.IntVar(&cfg.checkout.DispatchSteps, "dispatch-steps", cfg.checkout.DispatchSteps, "progress steps of a dispatch")
-	fs.DurationVar(&cfg.checkout.DispatchInterval, "dispatch-interval", cfg.checkout.DispatchInterval, "time between two dispatch steps")
-	fs.DurationVar(&cfg.retention.Keep, "retention", cfg.retention.Keep, "how long the records of finished checkouts are kept (0: forever); orders and the stock ledger are kept forever")
-	fs.DurationVar(&cfg.retention.Every, "retention-every", cfg.retention.Every, "how often records older than -retention are deleted")
-	cfg.http.flags(fs)
-	cfg.log.flags(fs)
-	fs.IntVar(&cfg.limits.PerMinute, "checkouts-per-minute", 20, "new checkouts one client (address) may start a minute (0: no limit; a benchmark from one address needs 0)")
-	fs.IntVar(&cfg.checkout.PendingUnitsPerClient, "pending-units", 20, "units one client (address) may hold in checkouts awaiting payment, counted in the database (0: no limit, else at least 10, what one checkout may buy)")
-	fs.BoolVar(&cfg.behindProxy, "behind-proxy", false, "the shop is reached only through a proxy: take a client's address from the last X-Forwarded-For entry")
-	if secrets := getenv("WEBHOOK_SECRET"); secrets != "" {
-		for secret := range strings.SplitSeq(secrets, ",") {
-			if secret = strings.TrimSpace(secret); secret == "" {
-				return cfg, errors.New("WEBHOOK_SECRET: an empty secret in its comma-separated list")
-			}
-			cfg.webhookKeys = append(cfg.webhookKeys, []byte(secret))
-		}
-	}
-	if token := getenv("OPERATOR_TOKEN"); token != "" {
-		cfg.operatorToken = []byte(token)
-	}
-	cfg.smtpURL = getenv("SMTP_URL")
-	fs.StringVar(&cfg.publicURL, "public-url", "", "the shop's address as customers reach it, such as https://shop.example, for the links in their receipts (default: none)")
-	fs.BoolVar(&cfg.version, "version", false, "print the build and the DBOS application version, and exit")
-	if err := applyEnv(fs, getenv); err != nil {
-		return cfg, err
-	}
-	if err := fs.Parse(args); err != nil || cfg.version {
-		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if cfg.databaseURL == "" {
-		cfg.databaseURL = databaseURL
-	}
-	if err := cfg.http.check(); err != nil {
-		return cfg, err
-	}
-	if err := cfg.log.check(); err != nil {
-		return cfg, err
-	}
-	if _, err := receipt.NewSender(cfg.smtpURL, nil); err != nil {
-		return cfg, fmt.Errorf("SMTP_URL: %w", err)
-	}
-	if err := checkTakeover(cfg.heartbeat, cfg.takeover); err != nil {
-		return cfg, err
-	}
-	if pending := cfg.checkout.PendingUnitsPerClient; cfg.limits.PerMinute < 0 || pending < 0 || 0 < pending && pending < shop.MaxQuantity {
-		return cfg, fmt.Errorf("-checkouts-per-minute must be 0 (no limit) or more, -pending-units 0 (no limit) or at least %d, what one checkout may buy", shop.MaxQuantity)
-	}
-	cfg.limits.PaymentWindow = cfg.checkout.PaymentTimeout
-	exposed, err := exposed(cfg.addr)
-	if err != nil {
-		return cfg, err
-	}
-	if exposed && !cfg.secured() && !cfg.openDemo {
-		return cfg, fmt.Errorf("-addr %s is reachable from other machines, and without WEBHOOK_SECRET and OPERATOR_TOKEN anyone there may report payments, restock, "+
-			"crash the server and resume workflows: set both in the environment, serve on 127.0.0.1 (the default), or pass -open-demo to serve the open demo anyway", cfg.addr)
-	}
-	return cfg, nil
-}
-
-// defaultHeartbeat is -heartbeat's default: a write a second is nothing to
-// the database (the watch's probe writes as often), and it lets
-// -takeover-after go down to 3 s, which instances of releases without
-// -heartbeat were run with.
-const defaultHeartbeat = time.Second
-
-// minHeartbeat bounds -heartbeat from below: every beat is a write.
-const minHeartbeat = 100 * time.Millisecond
-
-// checkTakeover refuses the heartbeat and takeover settings under which an
-// instance could take over a live one: a silence shorter than a few of its
-// own beats, which a busy database or a paused process can miss. (Another
-// instance's beats are waited for as it records them: store.SilentExecutors.)
-func checkTakeover(heartbeat, takeover time.Duration) error {
-	if heartbeat < minHeartbeat {
-		return fmt.Errorf("-heartbeat %v: must be at least %v", heartbeat, minHeartbeat)
-	}
-	if takeover < 0 {
-		return fmt.Errorf("-takeover-after %v: must be 0 (never take over) or positive", takeover)
-	}
-	if takeover > 0 && takeover < store.HeartbeatMargin*heartbeat {
-		return fmt.Errorf("-takeover-after %v is less than %d times -heartbeat %v: a live instance that missed a beat or two would be taken over; "+
-			"set -takeover-after to %v or more, or a shorter -heartbeat", takeover, store.HeartbeatMargin, heartbeat, store.HeartbeatMargin*heartbeat)
-	}
-	return nil
-}
-
-// secured reports whether payment reports must be signed and the
-// operator's routes need a token.
-func (cfg config) secured() bool { return cfg.webhookKeys != nil && cfg.operatorToken != nil }
-
-// exposed reports whether addr is reachable from other machines: anything
-// but a loopback address (127.0.0.0/8, ::1) or localhost. A host name is
-// taken as exposed: what it resolves to may change.
-func exposed(addr string) (bool, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false, fmt.Errorf("-addr %q: %w", addr, err)
-	}
-	if host == "localhost" {
-		return false, nil
-	}
-	ip := net.ParseIP(host)
-	return ip == nil || !ip.IsLoopback(), nil
-}
 
 // logMode logs the one line that says who can reach the shop and who may
 // do what in it.
@@ -266,7 +99,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		return err
 	}
 	defer listener.Close()
-	provider, verifier, err := demoProvider(db, cfg, listener.Addr(), logger)
+	pay, verifier, providerPages, err := paymentProvider(db, cfg, listener.Addr(), logger)
 	if err != nil {
 		db.Close()
 		return err
@@ -276,11 +109,21 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		db.Close()
 		return err
 	}
+	// Before DBOS launches: the checkouts it recovers trace their steps.
+	tracer, flushTraces, err := cfg.tracing.start(ctx, logger)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	if tracer != nil {
+		logger = traceLogs(logger)
+	}
 	co, err := checkout.Launch(ctx, db, checkout.LaunchConfig{
 		Checkout: cfg.checkout, Retention: cfg.retention, ExecutorID: cfg.executorID, Logger: logger, Metrics: metrics,
-		Provider: provider, Register: provider.Register, Receipts: receipts, PublicURL: cfg.publicURL,
+		Provider: pay.Provider, Register: pay.Register, Receipts: receipts, PublicURL: cfg.publicURL, Tracer: tracer,
 	})
 	if err != nil {
+		flushTraces()
 		db.Close()
 		return err
 	}
@@ -298,11 +141,12 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		if err := co.Shutdown(dbosShutdownTimeout); err != nil {
 			logger.Error("shutting down", slog.Any("error", err))
 		}
+		flushTraces() // the last steps' spans
 		db.Close()
 	}
 
 	opts := web.Options{WebhookSecrets: cfg.webhookKeys, OperatorToken: cfg.operatorToken, Limits: cfg.limits, BehindProxy: cfg.behindProxy,
-		Metrics: metrics, Events: verifier, ProviderPages: provider.Handler(), StaleAfter: cfg.takeover}
+		Metrics: metrics, Events: verifier, ProviderPages: providerPages, StaleAfter: cfg.takeover, Tracer: tracer}
 	if cfg.crashButton {
 		opts.CrashFunc = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/logtest"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -301,10 +302,10 @@ func TestRunLimitsCheckouts(t *testing.T) {
 
 // shopRun is run, serving in this process.
 type shopRun struct {
-	addr   string      // where it listens
-	log    *syncBuffer // its log
-	cancel func()      // stops it
-	done   chan error  // run's result
+	addr   string          // where it listens
+	log    *logtest.Buffer // its log
+	cancel func()          // stops it
+	done   chan error      // run's result
 
 	stopOnce sync.Once
 	err      error // run's result, once stopped
@@ -317,7 +318,7 @@ func startRun(t *testing.T, env map[string]string, args ...string) *shopRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stdoutW := io.Pipe()
-	r := &shopRun{log: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	r := &shopRun{log: &logtest.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	args = append([]string{"-supervise=false", "-addr", "127.0.0.1:0", "-db", dbtest.NewDatabase(t, "sqlite")}, args...)
 	go func() {
 		r.done <- run(ctx, args, func(k string) string { return env[k] }, stdoutW, r.log)
@@ -345,22 +346,4 @@ func (r *shopRun) stop() error {
 		}
 	})
 	return r.err
-}
-
-// syncBuffer is a log that the server writes and the test reads at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

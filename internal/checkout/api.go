@@ -121,7 +121,7 @@ func (c *Checkout) start(ctx context.Context, key string, req Request, in input)
 		in.Contact = true
 	}
 	_, err := awaitDatabase(ctx, c, startWait, func(context.Context) (dbos.WorkflowHandle[Result], error) {
-		return dbos.RunWorkflow(c.dbosCtx, c.checkout, in, dbos.WithWorkflowID(key))
+		return dbos.RunWorkflow(c.traceFrom(ctx), c.checkout, in, dbos.WithWorkflowID(key))
 	})
 	return err
 }
@@ -147,7 +147,11 @@ func (c *Checkout) answer(ctx context.Context, key string, o outcome) (Placement
 		return Placement{}, shop.Limitedf(wait, "your last %d payments were all refused: try again in %.0f s", screenStreak, math.Ceil(wait.Seconds()))
 	case failed:
 		if o.reason == shop.ReasonProviderDown {
-			return Placement{}, shop.Errorf(shop.ErrConflict, "%s: nothing was charged and the order is cancelled; try again with a new key", o.reason)
+			// The key's checkout has ended: the same key answers this
+			// again, and the client's retry needs a new one.
+			return Placement{}, &shop.Error{Kind: shop.ErrUnavailable, RetryAfter: providerDownRetry,
+				Message: o.reason + ": nothing was charged and the order is cancelled; try again in a moment with a new key",
+				Detail:  map[string]any{"retry_with_new_key": true}}
 		}
 		return Placement{}, fmt.Errorf("checkout %s could not place its order: %s", key, o.reason)
 	}
@@ -169,6 +173,10 @@ func (c *Checkout) outOfStock(ctx context.Context, short []shop.Shortage) error 
 	err.(*shop.Error).Detail = map[string]any{"unavailable": short}
 	return err
 }
+
+// providerDownRetry is the Retry-After of a checkout that could not reach
+// the payment provider: its intent was tried for a few seconds already.
+const providerDownRetry = 5 * time.Second
 
 // startWait bounds how long a request waits for DBOS to record a new
 // checkout. DBOS retries a write that failed for want of the database
@@ -255,25 +263,27 @@ func (c *Checkout) Pay(ctx context.Context, paymentID string, status shop.Paymen
 }
 
 // HandleEvent applies a payment provider's webhook event, verified
-// already: a payment succeeded or failed on a checkout's intent. An event
-// applied before is acknowledged without effect; a payment the order does
-// not keep is owed back, and its refund is started. It returns the order
-// the event is about. Events of other types are acknowledged and ignored.
+// already: a payment succeeded or failed on a checkout's intent
+// (payment.Event.Outcome). An event applied before is acknowledged without
+// effect; a payment the order does not keep (late, or not the order's
+// amount in the shop's currency) is owed back, and its refund is started.
+// It returns the order the event is about. Events that settle nothing are
+// acknowledged and ignored, with a debug line.
 func (c *Checkout) HandleEvent(ctx context.Context, e payment.Event) (store.Settlement, error) {
-	var status shop.PaymentStatus
-	switch e.Type {
-	case payment.EventSucceeded:
-		status = shop.PaymentPaid
-	case payment.EventFailed:
-		status = shop.PaymentFailed
-	default:
+	status := e.Outcome()
+	if status == "" {
+		c.logger.Debug("a payment event that settles nothing: acknowledged", "event", e.ID, "type", e.Type, "intent", e.IntentID)
 		return store.Settlement{}, nil
 	}
 	if e.CheckoutID == "" || e.IntentID == "" {
 		return store.Settlement{}, shop.Errorf(shop.ErrInvalid, "event %s names no checkout or no payment intent", e.ID)
 	}
-	s, err := c.settle(ctx, store.PaymentReport{CheckoutID: e.CheckoutID, Status: status, Ref: e.IntentID,
-		Provider: "provider", AmountCents: e.AmountCents, EventID: e.ID})
+	report := store.PaymentReport{CheckoutID: e.CheckoutID, Status: status, Ref: e.IntentID,
+		Provider: "provider", AmountCents: e.AmountCents, EventID: e.ID}
+	if status == shop.PaymentPaid && e.Currency != Currency {
+		report.Mismatch = fmt.Sprintf("taken in %q; the shop sells in %q", e.Currency, Currency)
+	}
+	s, err := c.settle(ctx, report)
 	if err != nil || !s.Replayed || status != shop.PaymentPaid {
 		return s, err
 	}
@@ -313,6 +323,10 @@ func (c *Checkout) settle(ctx context.Context, r store.PaymentReport) (store.Set
 		return s, err
 	}
 	c.metrics.paymentReported(s.Order, s.Changed, settled(s.Order, r.Status))
+	if s.Mismatch != "" {
+		c.logger.Error("a payment that cannot pay its order: refunding it; it is listed for the operator", "payment", r.Ref,
+			"order", s.Order.ID, "mismatch", s.Mismatch)
+	}
 	if s.RefundDue {
 		c.logger.Warn("a payment came that no order keeps: refunding it", "payment", r.Ref, "order", s.Order.ID,
 			"order_status", s.Order.Status)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/receipt"
@@ -76,6 +77,7 @@ type Checkout struct {
 	publicURL string // the shop's, for the links in receipts; "" for none
 	logger    *slog.Logger
 	metrics   *metrics
+	tracer    trace.Tracer // nil: no spans (tracing.go)
 	// executorID is this instance's id among those sharing the database
 	// (DBOS's default, "local", when none was given).
 	executorID string

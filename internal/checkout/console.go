@@ -307,6 +307,10 @@ type Stuck struct {
 	StaleWorkflows []Workflow
 	Failed         []Workflow // ERROR and MAX_RECOVERY_ATTEMPTS_EXCEEDED, newest first
 	Breaches       []string   // store.Audit
+	// Mismatched are payments that could not pay their order (another
+	// currency, another amount): refunded like any payment owed back, and
+	// listed here to be looked into.
+	Mismatched []store.Payment
 }
 
 // stuckListed bounds each list of Stuck.
@@ -347,6 +351,9 @@ func (c *Checkout) StuckWork(ctx context.Context, now time.Time, silence time.Du
 		return s, err
 	}
 	if s.Breaches, err = store.Audit(ctx, c.db.Q()); err != nil {
+		return s, err
+	}
+	if s.Mismatched, err = store.PaymentsMismatched(ctx, c.db.Q(), stuckListed); err != nil {
 		return s, err
 	}
 	return s, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/receipt"
@@ -24,8 +25,8 @@ import (
 // changes it (a step added, removed or moved, behind dbos.Patch) gets a new
 // version, so that instances of an older build, which would fail on the
 // new checkouts' histories, never run them; and it lists in
-// AdoptedVersions the older versions whose checkouts it finishes. The
-// README's "Changing a workflow" says how.
+// AdoptedVersions the older versions whose checkouts it finishes.
+// docs/design.md ("Changing a workflow") says how.
 //
 // widgetstore-2: the checkout places its order in one step, waits for the
 // webhook's word with Recv and dispatches inline; the payment and dispatch
@@ -76,6 +77,9 @@ type LaunchConfig struct {
 	// PublicURL is the shop's address as customers reach it, for the
 	// links in receipts; "" for none.
 	PublicURL string
+	// Tracer, when set, gets a span per checkout step (tracing.go); nil,
+	// the steps run without.
+	Tracer trace.TracerProvider
 }
 
 // Launch starts DBOS on db, which must be migrated (store.DB.Migrate),
@@ -120,6 +124,9 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 		provider: cfg.Provider, receipts: cfg.Receipts, publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), executorID: cmp.Or(cfg.ExecutorID, "local")}
 	if c.receipts == nil {
 		c.receipts = receipt.Log{Logger: cfg.Logger}
+	}
+	if cfg.Tracer != nil {
+		c.tracer = cfg.Tracer.Tracer(tracerName)
 	}
 	if c.takeoverMetrics, err = newTakeoverMetrics(cfg.Metrics); err != nil {
 		return nil, fmt.Errorf("registering the takeover's metrics: %w", err)

@@ -62,13 +62,13 @@ func (c *Checkout) sendReceipt(ctx dbos.Context, o orderOutput, stage receipt.St
 	if !o.receipts() {
 		return nil
 	}
-	_, err := dbos.RunAsStep(ctx, func(ctx context.Context) (string, error) {
+	_, err := runStep(ctx, c, "checkout.sendReceipt", o.ID, func(ctx context.Context) (string, error) {
 		if _, err := receipt.Deliver(ctx, c.db.Q(), c.receipts, o.ID, stage); err != nil {
 			c.logger.Warn("a receipt could not be sent; the sweep will try again", "order", o.ID, "stage", stage, slog.Any("error", err))
 			return err.Error(), nil
 		}
 		return "", nil
-	}, dbos.WithStepName("checkout.sendReceipt"))
+	})
 	return err
 }
 

@@ -80,16 +80,11 @@ func (c *Checkout) checkout(ctx dbos.Context, in input) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	switch word.Status {
-	case shop.PaymentPaid:
+	if word.Status == shop.PaymentPaid {
 		awaiting.order.PaidAt, awaiting.order.Status = word.PaidAt, shop.StatusPaid
 		return c.dispatch(ctx, in, awaiting.order)
-	case shop.PaymentFailed:
-		// Pay cancelled the order in the transaction that sent the word.
-		return Result{OrderID: awaiting.order.ID, Status: shop.StatusCancelled}, nil
-	default:
-		return c.cancel(ctx, in, awaiting, shop.ReasonPaymentTimeout)
 	}
+	return c.cancel(ctx, checkoutID, in, awaiting, word)
 }
 
 // place places the checkout's order (the step checkout.placeOrder) and,
@@ -99,9 +94,9 @@ func (c *Checkout) place(ctx dbos.Context, checkoutID string, in input) (outcome
 	if err != nil {
 		return failed{reason: err.Error()}, err
 	}
-	p, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (placedOutput, error) {
+	p, err := runTransaction(ctx, c, "checkout.placeOrder", 0, func(ctx context.Context, tx dbos.Tx) (placedOutput, error) {
 		return c.placeOrder(ctx, tx, checkoutID, in, screen)
-	}, dbos.WithStepName("checkout.placeOrder"))
+	})
 	switch {
 	case err != nil:
 		return failed{reason: err.Error()}, err
@@ -150,12 +145,12 @@ func (c *Checkout) placeOrder(ctx context.Context, tx dbos.Tx, checkoutID string
 // payment can come without one: when it cannot be had, the order is
 // cancelled now, and the client told, rather than at its deadline.
 func (c *Checkout) createIntent(ctx dbos.Context, checkoutID string, order orderOutput) (outcome, error) {
-	intent, err := dbos.RunAsStep(ctx, func(ctx context.Context) (payment.Intent, error) {
+	intent, err := runStep(ctx, c, "checkout.createIntent", order.ID, func(ctx context.Context) (payment.Intent, error) {
 		return c.provider.CreateIntent(ctx, payment.IntentRequest{
 			IdempotencyKey: "checkout:" + checkoutID, AmountCents: order.TotalCents, Currency: Currency,
 			CheckoutID: checkoutID, Description: fmt.Sprintf("Widget store order %d", order.ID), ExpiresAt: order.PaymentDeadline,
 		})
-	}, dbos.WithStepName("checkout.createIntent"), dbos.WithStepMaxRetries(intentRetries))
+	}, dbos.WithStepMaxRetries(intentRetries))
 	if err == nil {
 		return placed{order: order, intent: intent}, nil
 	}
@@ -177,29 +172,35 @@ func (c *Checkout) createIntent(ctx dbos.Context, checkoutID string, order order
 // deadline of this wait is checkpointed, so a restart waits only what is
 // left.
 func (c *Checkout) awaitPayment(ctx dbos.Context, order shop.Order) (paymentWord, error) {
-	word, err := dbos.Recv[paymentWord](ctx, topicPayment, time.Until(order.PaymentDeadline))
+	word, err := recv[paymentWord](ctx, c, order.ID, topicPayment, time.Until(order.PaymentDeadline))
 	if err != nil && !isTimeout(err) {
 		return paymentWord{}, err
 	}
 	return word, nil
 }
 
-// cancel ends the checkout of an order that was not paid, for reason: it
-// cancels the order, unless a payment got to it first, in which case it
-// goes on as paid.
-func (c *Checkout) cancel(ctx dbos.Context, in input, p placed, reason string) (Result, error) {
-	order, err := c.cancelUnpaid(ctx, p.order, reason)
-	if err != nil {
-		return Result{}, err
+// cancel ends the checkout of an order that was not paid. A refused
+// payment or the customer's cancel (CancelByKey) cancelled the order in the
+// transaction that sent the word; with no word by the deadline the order
+// is cancelled now, unless a payment got to it first, in which case it
+// goes on as paid. The payment intent of a cancelled order is expired.
+func (c *Checkout) cancel(ctx dbos.Context, checkoutID string, in input, p placed, word paymentWord) (Result, error) {
+	order := p.order
+	order.Status = shop.StatusCancelled
+	if word.Status == "" {
+		var err error
+		if order, err = c.cancelUnpaid(ctx, p.order, shop.ReasonPaymentTimeout); err != nil {
+			return Result{}, err
+		}
+		if order.Status == shop.StatusPaid {
+			return c.dispatch(ctx, in, order)
+		}
+		// A refusal that got to the order first was counted by Pay.
+		if order.Status == shop.StatusCancelled && order.CancelReason == shop.ReasonPaymentTimeout {
+			c.metrics.timedOut.Inc()
+		}
 	}
-	if order.Status == shop.StatusPaid {
-		return c.dispatch(ctx, in, order)
-	}
-	// A refusal that got to the order first was counted by Pay.
-	if order.Status == shop.StatusCancelled && order.CancelReason == shop.ReasonPaymentTimeout {
-		c.metrics.timedOut.Inc()
-	}
-	return orderResult(order.Order), nil
+	return orderResult(order.Order), c.expireIntent(ctx, checkoutID, p.intent.ID)
 }
 
 // awaitDispatchDone waits until the paid order's last dispatch step is
@@ -208,10 +209,10 @@ func (c *Checkout) cancel(ctx dbos.Context, in input, p placed, reason string) (
 // waits only what is left without a checkpoint of its own; the checkouts
 // of the builds before checkoutVersion took a durable sleep here (a step,
 // DBOS.sleep), and replay it.
-func awaitDispatchDone(ctx dbos.Context, in input, order shop.Order) error {
+func (c *Checkout) awaitDispatchDone(ctx dbos.Context, in input, order shop.Order) error {
 	wait := time.Until(order.DispatchDone())
 	if in.Version < checkoutVersion {
-		_, err := dbos.Sleep(ctx, wait)
+		_, err := sleep(ctx, c, order.ID, wait)
 		return err
 	}
 	timer := time.NewTimer(wait)
@@ -228,10 +229,10 @@ func awaitDispatchDone(ctx dbos.Context, in input, order shop.Order) error {
 // for reason, unless a payment or a refusal got to it first, and returns
 // it as it then is.
 func (c *Checkout) cancelUnpaid(ctx dbos.Context, order orderOutput, reason string) (orderOutput, error) {
-	return dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (orderOutput, error) {
+	return runTransaction(ctx, c, "checkout.cancelUnpaid", order.ID, func(ctx context.Context, tx dbos.Tx) (orderOutput, error) {
 		o, err := store.CancelUnpaid(ctx, tx, order.ID, reason)
 		return recorded(o), err
-	}, dbos.WithStepName("checkout.cancelUnpaid"))
+	})
 }
 
 // dispatch sends the paid order's receipt and dispatches it: its progress
@@ -242,10 +243,10 @@ func (c *Checkout) dispatch(ctx dbos.Context, in input, order orderOutput) (Resu
 	if err := c.sendReceipt(ctx, order, receipt.StagePaid); err != nil {
 		return Result{}, err
 	}
-	if err := awaitDispatchDone(ctx, in, order.Order); err != nil {
+	if err := c.awaitDispatchDone(ctx, in, order.Order); err != nil {
 		return Result{}, err
 	}
-	if _, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (struct{}, error) {
+	if _, err := runTransaction(ctx, c, "checkout.markDispatched", order.ID, func(ctx context.Context, tx dbos.Tx) (struct{}, error) {
 		email, err := store.MarkDispatched(ctx, tx, order.ID)
 		if err != nil {
 			return struct{}{}, err
@@ -253,7 +254,7 @@ func (c *Checkout) dispatch(ctx dbos.Context, in input, order orderOutput) (Resu
 		dispatched := order.Order
 		dispatched.Email = email // read from the order's row: the workflow's records have none
 		return struct{}{}, c.enqueueReceipt(ctx, tx, dispatched, receipt.StageDispatched, 0, time.Now())
-	}, dbos.WithStepName("checkout.markDispatched")); err != nil {
+	}); err != nil {
 		return Result{}, err
 	}
 	if err := c.sendReceipt(ctx, order, receipt.StageDispatched); err != nil {

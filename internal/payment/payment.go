@@ -1,7 +1,8 @@
 // Package payment is the shop's side of a payment provider, in Stripe's
-// shape: a Provider that creates payment intents and refunds them, each
-// call idempotent on a key the caller derives from its checkout, and a
-// Verifier for the provider's signed webhook events.
+// shape: a Provider that creates payment intents, expires them and refunds
+// them, each call idempotent on a key the caller derives from its
+// checkout, and a Verifier for the provider's signed webhook events. The
+// demo provider (package demopay) and Stripe (package stripe) are its two.
 //
 // The shop calls a Provider from DBOS steps, and a step that crashed is run
 // again: a second call under the same idempotency key must find what the
@@ -45,6 +46,19 @@ type Provider interface {
 	// Refund refunds (part of) a succeeded intent, or returns the refund
 	// already made under req.IdempotencyKey.
 	Refund(ctx context.Context, req RefundRequest) (Refund, error)
+	// ExpireIntent makes an intent that is not paid unpayable: the shop
+	// stopped waiting for it (its deadline passed, the payment failed, the
+	// customer cancelled). Expiring an intent expired before is no error.
+	// An intent paid already cannot be expired: that is refused
+	// (ErrRefused), and its payment, which the shop does not keep, is
+	// refunded when its event comes.
+	ExpireIntent(ctx context.Context, req ExpireRequest) error
+}
+
+// ExpireRequest asks for an intent to be expired.
+type ExpireRequest struct {
+	IdempotencyKey string // derive it from the checkout
+	IntentID       string
 }
 
 // IntentRequest asks for a payment intent.
@@ -59,23 +73,26 @@ type IntentRequest struct {
 	CheckoutID  string
 	Description string // what the customer sees on the provider's page
 	// ExpiresAt is the shop's payment deadline, shown to the customer.
-	// A provider does not enforce it: money that arrives later is taken
-	// all the same, and the shop refunds it.
+	// A provider does not enforce it by itself: the shop expires the
+	// intent when it stops waiting (ExpireIntent), and refunds a payment
+	// that got in before that.
 	ExpiresAt time.Time
 }
 
 // Intent is a created payment intent.
 type Intent struct {
-	ID     string // "pi_…"; events about the intent carry it
+	ID     string // "pi_…" or, with Stripe, the Checkout Session's "cs_…"
 	PayURL string // where the customer pays
 }
 
 // RefundRequest asks for a refund of (part of) a succeeded intent.
 type RefundRequest struct {
 	IdempotencyKey string // names the refund: derive it from what is refunded
-	IntentID       string
-	AmountCents    int64
-	Reason         string
+	// IntentID is the payment's reference, as its event gave it
+	// (Event.IntentID): a PaymentIntent's "pi_…".
+	IntentID    string
+	AmountCents int64
+	Reason      string
 }
 
 // Refund is a refund the provider made or is making.

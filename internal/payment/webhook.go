@@ -25,7 +25,7 @@ const SignatureHeader = "Stripe-Signature"
 // id.
 const DefaultTolerance = 5 * time.Minute
 
-// Event types the shop acts on. A provider sends others too; Verify returns
+// Event types the shop reads. A provider sends others too; Verify returns
 // them with only ID, Type and Created set, and the shop acknowledges them.
 const (
 	EventSucceeded = "payment_intent.succeeded"
@@ -33,6 +33,15 @@ const (
 	// EventRefunded is about the intent's charge: its AmountCents is the
 	// charge's amount_refunded, all refunded so far, not one refund's.
 	EventRefunded = "charge.refunded"
+	// A Checkout Session's (package stripe's intents): completed, which
+	// is paid when its PaymentStatus says so (a card), or paid or failed
+	// later (a bank debit). Each carries the session's PaymentIntent,
+	// whose own payment_intent.succeeded comes as well and finds the
+	// payment recorded.
+	EventSessionCompleted      = "checkout.session.completed"
+	EventSessionAsyncSucceeded = "checkout.session.async_payment_succeeded"
+	EventSessionAsyncFailed    = "checkout.session.async_payment_failed"
+	sessionPaid                = "paid"
 )
 
 // Event is what the shop reads of a verified webhook event.
@@ -46,6 +55,26 @@ type Event struct {
 	AmountCents int64
 	Currency    string
 	CheckoutID  string
+	// PaymentStatus is a Checkout Session's payment_status: "paid",
+	// "unpaid" (a bank debit still on its way) or "no_payment_required".
+	PaymentStatus string
+}
+
+// Outcome is what the event says of its payment: shop.PaymentPaid,
+// shop.PaymentFailed, or "" when it settles nothing (a refund's event, a
+// session completed but not paid yet, a type the shop does not read).
+func (e Event) Outcome() shop.PaymentStatus {
+	switch e.Type {
+	case EventSucceeded, EventSessionAsyncSucceeded:
+		return shop.PaymentPaid
+	case EventSessionCompleted:
+		if e.PaymentStatus == sessionPaid {
+			return shop.PaymentPaid
+		}
+	case EventFailed, EventSessionAsyncFailed:
+		return shop.PaymentFailed
+	}
+	return ""
 }
 
 // Why Verify refused an event. Each error Verify returns wraps one of these
@@ -177,6 +206,16 @@ func readEvent(e stripe.Event) (Event, error) {
 		}
 		event.IntentID, event.AmountCents, event.Currency = charge.PaymentIntent.ID, charge.AmountRefunded, string(charge.Currency)
 		event.CheckoutID = charge.Metadata["checkout_id"]
+	case EventSessionCompleted, EventSessionAsyncSucceeded, EventSessionAsyncFailed:
+		var session stripe.CheckoutSession
+		if err := json.Unmarshal(e.Data.Raw, &session); err != nil || session.ID == "" {
+			return Event{}, refused(shop.ErrInvalid, ErrMalformedEvent, "event %s of type %s does not carry a checkout session", e.ID, e.Type)
+		}
+		if session.PaymentIntent != nil {
+			event.IntentID = session.PaymentIntent.ID
+		}
+		event.AmountCents, event.Currency = session.AmountTotal, string(session.Currency)
+		event.CheckoutID, event.PaymentStatus = session.Metadata["checkout_id"], string(session.PaymentStatus)
 	}
 	return event, nil
 }

@@ -159,3 +159,48 @@ func wantRefusal(t *testing.T, err, reason, kind error) {
 		t.Errorf("client's message %q does not say %q", shopErr.Message, reason)
 	}
 }
+
+// TestVerifyReadsCheckoutSessions: a Checkout Session's events are read
+// for the session's PaymentIntent, total and checkout, and say whether
+// they settle its payment (Outcome): completed and paid, or paid or
+// failed later for a bank debit; completed and unpaid settles nothing yet.
+func TestVerifyReadsCheckoutSessions(t *testing.T) {
+	v := newVerifier(t, "whsec_a")
+	tests := []struct {
+		typ, paymentStatus string
+		want               shop.PaymentStatus
+	}{
+		{payment.EventSessionCompleted, "paid", shop.PaymentPaid},
+		{payment.EventSessionCompleted, "unpaid", ""},
+		{payment.EventSessionAsyncSucceeded, "paid", shop.PaymentPaid},
+		{payment.EventSessionAsyncFailed, "unpaid", shop.PaymentFailed},
+		{payment.EventSucceeded, "", shop.PaymentPaid},
+		{payment.EventFailed, "", shop.PaymentFailed},
+		{payment.EventRefunded, "", ""},
+		{"checkout.session.expired", "unpaid", ""},
+	}
+	for _, tt := range tests {
+		var object string
+		switch tt.typ {
+		case payment.EventSucceeded, payment.EventFailed:
+			object = `{"id":"pi_9","object":"payment_intent","amount":1299,"currency":"eur","metadata":{"checkout_id":"co-9"}}`
+		case payment.EventRefunded:
+			object = `{"id":"ch_9","object":"charge","amount_refunded":1299,"currency":"eur","payment_intent":"pi_9","metadata":{"checkout_id":"co-9"}}`
+		default:
+			object = fmt.Sprintf(`{"id":"cs_9","object":"checkout.session","amount_total":1299,"currency":"eur","payment_intent":"pi_9",`+
+				`"payment_status":%q,"status":"complete","metadata":{"checkout_id":"co-9"}}`, tt.paymentStatus)
+		}
+		payload := fmt.Sprintf(`{"id":"evt_9","object":"event","type":%q,"created":1700000000,"data":{"object":%s}}`, tt.typ, object)
+		e, err := v.Verify([]byte(payload), payment.Sign("whsec_a", []byte(payload), time.Now()))
+		if err != nil {
+			t.Errorf("%s: %v", tt.typ, err)
+			continue
+		}
+		if e.Outcome() != tt.want {
+			t.Errorf("%s (%s): outcome %q, want %q", tt.typ, tt.paymentStatus, e.Outcome(), tt.want)
+		}
+		if tt.typ != "checkout.session.expired" && (e.IntentID != "pi_9" || e.AmountCents != 1299 || e.Currency != "eur" || e.CheckoutID != "co-9") {
+			t.Errorf("%s: %+v, want pi_9's 1299 eur for co-9", tt.typ, e)
+		}
+	}
+}

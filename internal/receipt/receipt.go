@@ -3,13 +3,14 @@ package receipt
 import (
 	"bytes"
 	"fmt"
-	"mime/quotedprintable"
 	"net/mail"
 	"strconv"
 	"strings"
 	"text/template"
 	"time"
 	"unicode"
+
+	gomail "github.com/wneessen/go-mail"
 
 	"github.com/widgetstore/widgetstore/internal/shop"
 )
@@ -204,10 +205,24 @@ func (r Receipt) Body() (string, error) {
 }
 
 // Message is the whole email, headers and body, with CRLF line ends, as
-// SMTP's DATA takes it. The body is quoted-printable UTF-8, since product
-// names may be anything; every header is ASCII (the subject is, and the
-// addresses are checked).
+// SMTP's DATA takes it.
 func (r Receipt) Message(from string) ([]byte, error) {
+	m, err := r.mail(from)
+	if err != nil {
+		return nil, err
+	}
+	var msg bytes.Buffer
+	if _, err := m.WriteTo(&msg); err != nil {
+		return nil, fmt.Errorf("writing the receipt for order %d: %w", r.OrderID, err)
+	}
+	return msg.Bytes(), nil
+}
+
+// mail is the email of r, sent from from. go-mail writes its MIME: the body
+// quoted-printable UTF-8, since product names may be anything, and every
+// header encoded as it needs. The Message-ID and the Date are r's own, so
+// that every attempt to send r sends the same message.
+func (r Receipt) mail(from string) (*gomail.Msg, error) {
 	if r.MessageID == "" {
 		return nil, fmt.Errorf("receipt for order %d (%s) has no Message-ID: Enqueue gives it one", r.OrderID, r.Stage)
 	}
@@ -220,23 +235,16 @@ func (r Receipt) Message(from string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var msg bytes.Buffer
-	header := func(name, value string) { fmt.Fprintf(&msg, "%s: %s\r\n", name, value) }
-	header("From", from)
-	header("To", r.To)
-	header("Subject", r.Subject())
-	header("Date", r.At.Format(time.RFC1123Z))
-	header("Message-ID", r.MessageID)
-	header("MIME-Version", "1.0")
-	header("Content-Type", `text/plain; charset="utf-8"`)
-	header("Content-Transfer-Encoding", "quoted-printable")
-	msg.WriteString("\r\n")
-	qp := quotedprintable.NewWriter(&msg)
-	if _, err := qp.Write([]byte(strings.ReplaceAll(body, "\n", "\r\n"))); err != nil {
-		return nil, err
+	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithCharset(gomail.CharsetUTF8), gomail.WithEncoding(gomail.EncodingQP))
+	if err := m.From(from); err != nil {
+		return nil, fmt.Errorf("receipt for order %d: the sender %q: %w", r.OrderID, from, err)
 	}
-	if err := qp.Close(); err != nil {
-		return nil, err
+	if err := m.To(r.To); err != nil {
+		return nil, fmt.Errorf("receipt for order %d: the recipient %q: %w", r.OrderID, r.To, err)
 	}
-	return msg.Bytes(), nil
+	m.Subject(r.Subject())
+	m.SetDateWithValue(r.At)
+	m.SetMessageIDWithValue(strings.TrimSuffix(strings.TrimPrefix(r.MessageID, "<"), ">")) // it adds the brackets
+	m.SetBodyString(gomail.TypeTextPlain, body)
+	return m, nil
 }

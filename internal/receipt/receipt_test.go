@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"mime"
 	"net/mail"
 	"strings"
 	"testing"
@@ -142,17 +143,25 @@ func TestSMTPSendsTheReceipt(t *testing.T) {
 		t.Errorf("envelope from %q to %q, want shop@example.com to [ann@example.com]", m.From, m.To)
 	}
 	headers := map[string]string{
-		"From":         "shop@example.com",
-		"To":           "ann@example.com",
-		"Subject":      "Receipt for your order #42",
-		"Message-Id":   "<receipt-42-paid.test@shop.example.com>",
-		"Date":         "Fri, 27 Nov 2026 21:30:00 +0000",
-		"Content-Type": `text/plain; charset="utf-8"`,
+		"Subject":                   "Receipt for your order #42",
+		"Message-Id":                "<receipt-42-paid.test@shop.example.com>",
+		"Date":                      "Fri, 27 Nov 2026 21:30:00 +0000",
+		"Content-Transfer-Encoding": "quoted-printable",
 	}
 	for name, want := range headers {
 		if got := m.Header.Get(name); got != want {
 			t.Errorf("header %s: %q, want %q", name, got, want)
 		}
+	}
+	// Addresses and the content type as a reader parses them: how the
+	// writer spells them (<ann@example.com>, UTF-8) is its own.
+	for name, want := range map[string]string{"From": "shop@example.com", "To": "ann@example.com"} {
+		if addr, err := mail.ParseAddress(m.Header.Get(name)); err != nil || addr.Address != want || addr.Name != "" {
+			t.Errorf("header %s: %q, want the bare address %s", name, m.Header.Get(name), want)
+		}
+	}
+	if mediaType, params, err := mime.ParseMediaType(m.Header.Get("Content-Type")); err != nil || mediaType != "text/plain" || !strings.EqualFold(params["charset"], "utf-8") {
+		t.Errorf("header Content-Type: %q, want text/plain in UTF-8", m.Header.Get("Content-Type"))
 	}
 	for _, want := range []string{
 		"payment of $1,434.54 on 27 November 2026 at 21:30 UTC",

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/smtp"
 	"net/url"
 	"strconv"
 	"time"
+
+	gomail "github.com/wneessen/go-mail"
 )
 
 // Sender sends one receipt. It returns nil only once the mail server has
@@ -116,16 +117,10 @@ func isLoopback(host string) bool {
 const sendTimeout = 20 * time.Second
 
 // SMTP submits receipts to a mail server, one connection per receipt
-// (receipts are few; a kept connection would need its own health checks).
-//
-// It uses the standard library's net/smtp, which is adequate here and
-// closer to the policy than go-smtp's client: after EHLO it tells whether
-// the server offers STARTTLS and can then upgrade the same connection
-// (go-smtp v0.25 upgrades only when dialling, and fails if STARTTLS is not
-// offered), it leaves the connection's deadline alone, so one deadline
-// bounds the whole submission (go-smtp resets it at each command), and its
-// PlainAuth itself refuses to send a password in clear to a host other
-// than localhost.
+// (receipts are few; a kept connection would need its own health checks),
+// with go-mail's client: STARTTLS whenever the server offers it (its
+// opportunistic policy) and required for a password sent to another
+// machine, and AUTH PLAIN.
 type SMTP struct {
 	Config SMTPConfig
 	// TLS is the base TLS configuration (nil: the system's roots); its
@@ -134,83 +129,70 @@ type SMTP struct {
 }
 
 // Send submits r: it returns nil once the server answered 250 to the end
-// of its DATA. An *textproto.Error in the chain carries the server's
-// code: 4xx is temporary, 5xx permanent.
+// of its DATA. A *gomail.SendError in the chain carries the server's code
+// (ErrorCode) and whether it is temporary (IsTemp).
 func (s SMTP) Send(ctx context.Context, r Receipt) (err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("sending the %s receipt of order %d to %s via %s: %w", r.Stage, r.OrderID, r.To, s.Config.Addr(), err)
 		}
 	}()
-	msg, err := r.Message(s.Config.From)
+	msg, err := r.mail(s.Config.From)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
-	tlsConfig := s.tlsConfig()
-	dialer := &net.Dialer{}
-	var conn net.Conn
-	if s.Config.ImplicitTLS {
-		conn, err = (&tls.Dialer{NetDialer: dialer, Config: tlsConfig}).DialContext(ctx, "tcp", s.Config.Addr())
-	} else {
-		conn, err = dialer.DialContext(ctx, "tcp", s.Config.Addr())
-	}
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	deadline, _ := ctx.Deadline()
-	if err := conn.SetDeadline(deadline); err != nil {
-		return err
-	}
-	// A cancelled ctx ends the exchange at once, not at the deadline.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-
-	client, err := smtp.NewClient(conn, s.Config.Host)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	encrypted := s.Config.ImplicitTLS
-	if !encrypted {
-		if offered, _ := client.Extension("STARTTLS"); offered {
-			if err := client.StartTLS(tlsConfig); err != nil {
-				return fmt.Errorf("STARTTLS: %w", err)
-			}
-			encrypted = true
+	// The one connection, dialled here so that a cancelled ctx ends the
+	// exchange at once (go-mail bounds each command by itself).
+	var closeOnCancel func() bool
+	defer func() {
+		if closeOnCancel != nil {
+			closeOnCancel()
 		}
+	}()
+	tlsConfig := s.tlsConfig()
+	dial := func(dialCtx context.Context, network, addr string) (net.Conn, error) {
+		var conn net.Conn
+		var err error
+		if s.Config.ImplicitTLS {
+			conn, err = (&tls.Dialer{Config: tlsConfig}).DialContext(dialCtx, network, addr)
+		} else {
+			conn, err = (&net.Dialer{}).DialContext(dialCtx, network, addr)
+		}
+		if err == nil {
+			closeOnCancel = context.AfterFunc(ctx, func() { conn.Close() })
+		}
+		return conn, err
+	}
+	options := []gomail.Option{
+		gomail.WithPort(s.Config.Port), gomail.WithTLSConfig(tlsConfig), gomail.WithDialContextFunc(dial),
+		gomail.WithTimeout(sendTimeout), gomail.WithHELO("localhost"),
+	}
+	switch {
+	case s.Config.ImplicitTLS:
+		options = append(options, gomail.WithSSL())
+	case s.Config.Username != "" && !isLoopback(s.Config.Host):
+		// A password for another machine goes only over TLS: no STARTTLS
+		// offered (an attacker may strip it from the EHLO answer), no send.
+		options = append(options, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	default:
+		options = append(options, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
 	}
 	if s.Config.Username != "" {
-		if !encrypted && !isLoopback(s.Config.Host) {
-			return errors.New("the server did not offer STARTTLS: refusing to send the password in clear")
-		}
-		if err := client.Auth(smtp.PlainAuth("", s.Config.Username, s.Config.Password, s.Config.Host)); err != nil {
-			return fmt.Errorf("authenticating as %s: %w", s.Config.Username, err)
-		}
+		options = append(options, gomail.WithSMTPAuth(gomail.SMTPAuthPlain), gomail.WithUsername(s.Config.Username), gomail.WithPassword(s.Config.Password))
 	}
-	if err := client.Mail(s.Config.From); err != nil {
-		return fmt.Errorf("MAIL FROM: %w", err)
-	}
-	if err := client.Rcpt(r.To); err != nil {
-		return fmt.Errorf("RCPT TO: %w", err)
-	}
-	data, err := client.Data()
+	client, err := gomail.NewClient(s.Config.Host, options...)
 	if err != nil {
-		return fmt.Errorf("DATA: %w", err)
+		return err
 	}
-	if _, err := data.Write(msg); err != nil {
-		return fmt.Errorf("writing the message: %w", err)
+	err = client.DialAndSendWithContext(ctx, msg)
+	if msg.IsDelivered() {
+		// The server answered 250 to the end of DATA: it has the message,
+		// and a failing RSET or QUIT after that changes nothing about it.
+		return nil
 	}
-	// Close sends the final dot and reads the server's answer: from its
-	// 250 on, the server has the message.
-	if err := data.Close(); err != nil {
-		return fmt.Errorf("end of DATA: %w", err)
-	}
-	// The message is taken; a failing QUIT changes nothing about that.
-	client.Quit()
-	return nil
+	return err
 }
 
 func (s SMTP) tlsConfig() *tls.Config {

@@ -19,6 +19,10 @@ var (
 	ErrConflict = errors.New("conflict")
 	ErrDenied   = errors.New("not authenticated")
 	ErrLimited  = errors.New("too many requests")
+	// ErrUnavailable: something the shop needs (the payment provider) is
+	// out of reach for now; nothing was done, and the client may try
+	// again after RetryAfter.
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // Errorf returns an error of the given kind whose message is safe to show a
@@ -37,7 +41,7 @@ func Limitedf(retryAfter time.Duration, format string, args ...any) error {
 type Error struct {
 	Kind    error
 	Message string
-	// RetryAfter, for ErrLimited, is how long the client should wait
+	// RetryAfter, for ErrLimited and ErrUnavailable, is how long the client should wait
 	// before it tries again; 0 when unknown.
 	RetryAfter time.Duration
 	// Detail is more for the client, beside the message: each key and
@@ -92,6 +96,7 @@ const (
 	ReasonPaymentFailed  = "payment refused"
 	ReasonPaymentTimeout = "payment not received in time"
 	ReasonProviderDown   = "the payment provider could not be reached"
+	ReasonCustomer       = "cancelled by the customer"
 )
 
 // What became of a payment an order did not keep (payments.refund_state).

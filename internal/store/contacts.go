@@ -9,7 +9,7 @@ import (
 )
 
 // Contact is whom a checkout is for: personal data, kept out of DBOS's
-// records of the workflow (see migrations/shared/0013_checkout_contacts.sql).
+// records of the workflow (see migrations/shared/0015_checkout_contacts.sql).
 type Contact struct {
 	Email  string // where the receipts go; "" for none
 	Client string // who asked (an address); "" for none

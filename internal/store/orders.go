@@ -302,6 +302,22 @@ func CancelUnpaid(ctx context.Context, tx dbos.Querier, orderID int64, reason st
 	return GetOrder(ctx, tx, orderID)
 }
 
+// CancelCheckout cancels the order of a checkout if it is still PENDING,
+// for reason, and puts its stock back, as CancelUnpaid does; false when it
+// was not PENDING (paid, or cancelled already), and the order as it is.
+// An unknown checkout is an error of kind shop.ErrNotFound.
+func CancelCheckout(ctx context.Context, tx dbos.Querier, checkoutID, reason string) (shop.Order, bool, error) {
+	order, changed, err := cancelPending(ctx, tx, "checkout_id", checkoutID, reason, time.Now().UnixMilli())
+	if err != nil {
+		return order, false, fmt.Errorf("cancelling the order of checkout %s: %w", checkoutID, err)
+	}
+	if changed {
+		return order, true, nil
+	}
+	order, err = OrderByCheckoutID(ctx, tx, checkoutID)
+	return order, false, err
+}
+
 // cancelPending cancels the PENDING order whose column equals value and
 // puts its stock back; false when no pending order matched.
 func cancelPending(ctx context.Context, tx dbos.Querier, column string, value any, reason string, nowMs int64) (shop.Order, bool, error) {

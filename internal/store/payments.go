@@ -38,6 +38,11 @@ type PaymentReport struct {
 	// EventID, when the report is a provider's event, is recorded so that
 	// the same event applies once; "" for none.
 	EventID string
+	// Mismatch, when set, says why the payment cannot pay its order,
+	// whatever the order's state: its currency is not the shop's. An
+	// amount other than the order's total is found here. Such a payment is
+	// owed back, and recorded with the mismatch for the operator.
+	Mismatch string
 }
 
 // Settlement is what a payment report did.
@@ -53,6 +58,9 @@ type Settlement struct {
 	RefundDue bool
 	// Replayed: the event was applied before; nothing changed.
 	Replayed bool
+	// Mismatch: why the payment, owed back, could not pay its order
+	// (Payment.Mismatch); "" for none.
+	Mismatch string
 }
 
 // SettlePayment applies a payment report: paid moves a PENDING order to
@@ -91,13 +99,15 @@ func SettlePayment(ctx context.Context, tx dbos.Querier, r PaymentReport, now ti
 		return s, err
 	}
 
-	err = tx.QueryRow(ctx, `
+	if r.Mismatch == "" {
+		err = tx.QueryRow(ctx, `
 		UPDATE orders SET status = $1, paid_at_ms = $2, updated_at_ms = $2
 		WHERE `+column+` = $3 AND status = $4 AND payment_deadline_ms >= $2 AND ($5 = 0 OR total_cents = $5)
 		RETURNING `+settledColumns,
-		shop.StatusPaid, nowMs, value, shop.StatusPending, r.AmountCents).Scan(settledFields(&s.Order)...)
-	s.Changed = err == nil
-	if IsNoRows(err) {
+			shop.StatusPaid, nowMs, value, shop.StatusPending, r.AmountCents).Scan(settledFields(&s.Order)...)
+		s.Changed = err == nil
+	}
+	if !s.Changed && (r.Mismatch != "" || IsNoRows(err)) {
 		s.Order, err = r.order(ctx, tx)
 	}
 	if err != nil {
@@ -107,15 +117,19 @@ func SettlePayment(ctx context.Context, tx dbos.Querier, r PaymentReport, now ti
 	if amount == 0 {
 		amount = s.Order.TotalCents
 	}
+	mismatch := r.Mismatch
+	if mismatch == "" && amount != s.Order.TotalCents {
+		mismatch = fmt.Sprintf("%d cents taken for an order of %d cents", amount, s.Order.TotalCents)
+	}
 	refundState := ""
 	if !s.Changed {
 		refundState = shop.RefundDue
 	}
 	res, err := tx.Exec(ctx, `
-		INSERT INTO payments (payment_ref, order_id, provider, amount_cents, taken_at_ms, refund_state)
-		VALUES ($1, $2, $3, $4, $5, $6)
+		INSERT INTO payments (payment_ref, order_id, provider, amount_cents, taken_at_ms, refund_state, mismatch)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (payment_ref) DO NOTHING`,
-		r.Ref, s.Order.ID, r.Provider, amount, nowMs, refundState)
+		r.Ref, s.Order.ID, r.Provider, amount, nowMs, refundState, mismatch)
 	if err != nil {
 		return s, fmt.Errorf("recording payment %s: %w", r.Ref, err)
 	}
@@ -126,6 +140,9 @@ func SettlePayment(ctx context.Context, tx dbos.Querier, r PaymentReport, now ti
 	// No row: the payment was recorded before, and this is its report
 	// again (a redelivery), which changes nothing more.
 	s.RefundDue = n == 1 && !s.Changed
+	if n == 1 {
+		s.Mismatch = mismatch
+	}
 	if s.RefundDue {
 		s.Order.Refund = shop.RefundDue
 	}
@@ -166,12 +183,13 @@ type Payment struct {
 	RefundState string // "" kept; shop.RefundDue, RefundDone or RefundAttention
 	RefundID    string
 	RefundNote  string
+	Mismatch    string // why it could not pay its order (PaymentReport.Mismatch); "" for none
 }
 
-const paymentColumns = `payment_ref, order_id, provider, amount_cents, taken_at_ms, refund_state, refund_id, refund_note`
+const paymentColumns = `payment_ref, order_id, provider, amount_cents, taken_at_ms, refund_state, refund_id, refund_note, mismatch`
 
 func scanPayment(row dbos.Row) (p Payment, err error) {
-	err = row.Scan(&p.Ref, &p.OrderID, &p.Provider, &p.AmountCents, (*msTime)(&p.TakenAt), &p.RefundState, &p.RefundID, &p.RefundNote)
+	err = row.Scan(&p.Ref, &p.OrderID, &p.Provider, &p.AmountCents, (*msTime)(&p.TakenAt), &p.RefundState, &p.RefundID, &p.RefundNote, &p.Mismatch)
 	return p, err
 }
 
@@ -208,6 +226,19 @@ func PaymentsOwed(ctx context.Context, q dbos.Querier, limit int) ([]Payment, er
 		WHERE refund_state = $1 ORDER BY taken_at_ms DESC LIMIT $2`, shop.RefundAttention, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing the payments owed: %w", err)
+	}
+	return payments, nil
+}
+
+// PaymentsMismatched lists the payments that could not pay their order
+// (Payment.Mismatch), newest first, at most limit of them: refunded, or
+// being refunded, like any payment owed back, and the operator's to look
+// into.
+func PaymentsMismatched(ctx context.Context, q dbos.Querier, limit int) ([]Payment, error) {
+	payments, err := QueryAll(ctx, q, scanPayment, `SELECT `+paymentColumns+` FROM payments
+		WHERE mismatch <> '' ORDER BY taken_at_ms DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing the mismatched payments: %w", err)
 	}
 	return payments, nil
 }

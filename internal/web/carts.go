@@ -84,6 +84,7 @@ func handleCartCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handle
 			writeError(w, r, err)
 			return
 		}
+		noteWorkflow(r, key)
 		placed, err := co.Place(r.Context(), key, checkout.Request{Lines: lines, Email: body.Email, ViaProvider: true, Client: client})
 		if err != nil {
 			writeError(w, r, err)
@@ -103,6 +104,21 @@ func handleCartCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handle
 func handleFindCheckout(co *checkout.Checkout) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		found, err := co.FindByKey(r.Context(), r.PathValue("key"))
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, r, http.StatusOK, toCustomerOrderJSON(found))
+	})
+}
+
+// handleCancelCheckout handles "POST /api/checkouts/{key}/cancel": the
+// customer who holds the key cancels their order while it awaits payment,
+// and is answered the order, cancelled, its stock back on sale. Cancelling
+// again answers the same; an order paid answers 409.
+func handleCancelCheckout(co *checkout.Checkout) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		found, err := co.CancelByKey(r.Context(), r.PathValue("key"))
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -153,6 +169,7 @@ func handlePaymentEvents(co *checkout.Checkout, verifier EventVerifier) http.Han
 			writeError(w, r, err)
 			return
 		}
+		noteWorkflow(r, event.CheckoutID)
 		s, err := co.HandleEvent(r.Context(), event)
 		if err != nil {
 			writeError(w, r, err)

@@ -284,6 +284,24 @@ func handleOperatorActions(db *store.DB) http.Handler {
 	})
 }
 
+// mismatchedJSON is a payment that could not pay its order, as the
+// console lists it.
+type mismatchedJSON struct {
+	Payment     string `json:"payment"`
+	OrderID     int64  `json:"order_id"`
+	AmountCents int64  `json:"amount_cents"`
+	Refund      string `json:"refund"` // due, refunded or attention
+	Mismatch    string `json:"mismatch"`
+}
+
+func toMismatchedJSON(payments []store.Payment) []mismatchedJSON {
+	out := make([]mismatchedJSON, len(payments))
+	for i, p := range payments {
+		out[i] = mismatchedJSON{Payment: p.Ref, OrderID: p.OrderID, AmountCents: p.AmountCents, Refund: p.RefundState, Mismatch: p.Mismatch}
+	}
+	return out
+}
+
 // handleStuck handles "GET /api/console/stuck": the work that needs an
 // operator, with counts.
 func handleStuck(co *checkout.Checkout, staleAfter time.Duration) http.Handler {
@@ -306,6 +324,7 @@ func handleStuck(co *checkout.Checkout, staleAfter time.Duration) http.Handler {
 			"stale_workflows": list(stuck.StaleWorkflows),
 			"failed":          list(stuck.Failed),
 			"breaches":        stuck.Breaches,
+			"mismatched":      toMismatchedJSON(stuck.Mismatched),
 		})
 	})
 }

@@ -32,7 +32,7 @@ func TestInternalFailureAnswers500(t *testing.T) {
 		if r.status != http.StatusInternalServerError || r.body != "{\"error\":\"internal error\"}\n" {
 			t.Errorf("answer %d %s, want 500 internal error", r.status, r.body)
 		}
-		errorLines := s.logs.lines("level=ERROR")
+		errorLines := s.logs.Lines("level=ERROR")
 		if len(errorLines) != 1 || !strings.Contains(errorLines[0], "refused-by-trigger") || !strings.Contains(errorLines[0], "orders refused by the test") {
 			t.Errorf("want one error line naming the checkout and the cause, got %d:\n%s", len(errorLines), strings.Join(errorLines, "\n"))
 		}
@@ -95,10 +95,10 @@ func TestUnavailableDatabaseAnswers503(t *testing.T) {
 		t.Error("no request met a cut connection in 5 tries: the test proves nothing")
 	}
 	// Each 503 is logged once, at Warn: a moment's trouble, not a failure.
-	if n := len(s.logs.lines("request.path=/order/1", "status=503", "level=WARN")); n != statuses[http.StatusServiceUnavailable] {
+	if n := len(s.logs.Lines("request.path=/order/1", "status=503", "level=WARN")); n != statuses[http.StatusServiceUnavailable] {
 		t.Errorf("%d 503s logged at Warn, want one per 503 (%d)", n, statuses[http.StatusServiceUnavailable])
 	}
-	if errs := s.logs.lines("request.path=/order/1", "level=ERROR"); len(errs) > 0 {
+	if errs := s.logs.Lines("request.path=/order/1", "level=ERROR"); len(errs) > 0 {
 		t.Errorf("the cut connections were logged as errors:\n%s", strings.Join(errs, "\n"))
 	}
 	if r := s.do(t, "POST", "/payment_webhook/"+paymentID+"/paid", ""); r.status != 200 {

@@ -204,6 +204,7 @@ func handleCheckout(co *checkout.Checkout, guard *checkoutGuard) http.Handler {
 			writeError(w, r, err)
 			return
 		}
+		noteWorkflow(r, key)
 		paymentID, err := co.Start(r.Context(), key, checkout.Request{ProductID: body.ProductID, Quantity: body.Quantity, Email: body.Email, Client: client})
 		if err != nil {
 			writeError(w, r, err)
@@ -237,6 +238,7 @@ func handlePaymentWebhook(co *checkout.Checkout, secrets [][]byte) http.Handler 
 			return
 		}
 		order, err := co.Pay(r.Context(), r.PathValue("payment_id"), status)
+		noteWorkflow(r, order.CheckoutID)
 		if err != nil {
 			writeError(w, r, err)
 			return

@@ -49,6 +49,7 @@ var errorStatus = []struct {
 	{shop.ErrConflict, http.StatusConflict},
 	{shop.ErrDenied, http.StatusUnauthorized},
 	{shop.ErrLimited, http.StatusTooManyRequests},
+	{shop.ErrUnavailable, http.StatusServiceUnavailable},
 }
 
 // writeError answers with {"error": message}. A shop error's message is

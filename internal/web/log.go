@@ -14,18 +14,25 @@ import (
 // for another 5xx, whose answer says why and to retry (the database out of
 // reach for a moment, or refusing writes), and for an answer that could not
 // be written; at Debug otherwise, and when the client left before its
-// answer.
+// answer. It names the workflow the request is about, if any
+// (noteWorkflow), and is logged with the request's context, whose span a
+// tracing logger takes the trace id of (cmd/widgetstore's traceLogs).
 func (s *Server) logRequest(r *http.Request, rec *statusRecorder, d time.Duration) {
-	request := slog.Group("request", "id", rec.id, "method", r.Method, "path", r.URL.Path)
+	fields := []any{"id", rec.id, "method", r.Method, "path", r.URL.Path}
+	if rec.workflow != "" {
+		fields = append(fields, "workflow", rec.workflow)
+	}
+	request := slog.Group("request", fields...)
+	ctx := r.Context()
 	switch {
-	case rec.err != nil && r.Context().Err() != nil:
-		s.logger.Debug("client went away", request, "status", rec.status, "duration", d, slog.Any("error", rec.err))
+	case rec.err != nil && ctx.Err() != nil:
+		s.logger.DebugContext(ctx, "client went away", request, "status", rec.status, "duration", d, slog.Any("error", rec.err))
 	case rec.status == http.StatusInternalServerError:
-		s.logger.Error("request failed", request, "status", rec.status, "duration", d, slog.Any("error", rec.err))
+		s.logger.ErrorContext(ctx, "request failed", request, "status", rec.status, "duration", d, slog.Any("error", rec.err))
 	case rec.status >= 500 || rec.err != nil:
-		s.logger.Warn("request failed", request, "status", rec.status, "duration", d, slog.Any("error", rec.err))
+		s.logger.WarnContext(ctx, "request failed", request, "status", rec.status, "duration", d, slog.Any("error", rec.err))
 	default:
-		s.logger.Debug("request", request, "status", rec.status, "duration", d)
+		s.logger.DebugContext(ctx, "request", request, "status", rec.status, "duration", d)
 	}
 }
 
@@ -61,4 +68,12 @@ func noteFailure(r *http.Request, err error) {
 		panic("web: a handler ran outside Server.ServeHTTP, so its failure would not be logged: " + err.Error())
 	}
 	rec.err = errors.Join(rec.err, err)
+}
+
+// noteWorkflow names the workflow the request is about (a checkout's id)
+// in its log line and its span.
+func noteWorkflow(r *http.Request, id string) {
+	if rec, ok := r.Context().Value(recorderKey{}).(*statusRecorder); ok && id != "" {
+		rec.workflow = id
+	}
 }

@@ -36,7 +36,7 @@ func TestRequestID(t *testing.T) {
 	if got := get(sane); got != sane {
 		t.Errorf("sent %q, answered %q", sane, got)
 	}
-	if lines := s.logs.lines("request.id="+sane+" ", "request.path=/livez"); len(lines) != 1 {
+	if lines := s.logs.Lines("request.id="+sane+" ", "request.path=/livez"); len(lines) != 1 {
 		t.Errorf("want one request line with id %q, got %q", sane, lines)
 	}
 
@@ -47,7 +47,7 @@ func TestRequestID(t *testing.T) {
 			t.Errorf("sent %q, answered %q; want a fresh random id", bad, got)
 		}
 		seen[got] = true
-		if lines := s.logs.lines("request.id=" + got + " "); len(lines) != 1 {
+		if lines := s.logs.Lines("request.id=" + got + " "); len(lines) != 1 {
 			t.Errorf("want one request line with the made id %q, got %q", got, lines)
 		}
 	}

@@ -42,7 +42,7 @@ func TestOperatorResumesACancelledCheckout(t *testing.T) {
 			t.Fatalf("resume: %d %s", r.status, r.body)
 		}
 		// An operator's decision, logged as such: not a warning.
-		if logged := s.logs.lines("resumed"); len(logged) != 1 || !strings.Contains(logged[0], "level=INFO") ||
+		if logged := s.logs.Lines("resumed"); len(logged) != 1 || !strings.Contains(logged[0], "level=INFO") ||
 			!strings.Contains(logged[0], "workflow=cancelled-by-mistake") {
 			t.Errorf("the resume's log: %q, want one line at INFO naming the workflow", logged)
 		}

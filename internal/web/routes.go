@@ -39,6 +39,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /api/products", handleProducts(s.db))
 	s.mux.Handle("POST /api/checkouts/{key}", handleCartCheckout(s.checkout, s.guard))
 	s.mux.Handle("GET /api/checkouts/{key}", handleFindCheckout(s.checkout))
+	s.mux.Handle("POST /api/checkouts/{key}/cancel", handleCancelCheckout(s.checkout))
 	s.mux.Handle("GET /api/payments/{payment_id}", handleFindPayment(s.checkout))
 	s.mux.Handle("POST /api/payment_events", handlePaymentEvents(s.checkout, s.opts.Events))
 	s.mux.Handle("GET /api/audit", s.operator(handleAudit(s.db)))

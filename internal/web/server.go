@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/store"
@@ -30,6 +31,7 @@ type Server struct {
 	guard    *checkoutGuard
 	draining atomic.Bool // set by Drain: /readyz answers 503
 	metrics  *httpMetrics
+	tracer   trace.Tracer // nil: no spans (tracing.go)
 	registry *prometheus.Registry
 	sessions *sessions // the operator's
 	live     *liveHub
@@ -79,6 +81,8 @@ type Options struct {
 	// /metrics serves (the operator's); nil, a registry of the server's
 	// own.
 	Metrics *prometheus.Registry
+	// Tracer, when set, gets a span per request (tracing.go); nil, none.
+	Tracer trace.TracerProvider
 }
 
 // NewServer returns the shop's handler.
@@ -90,6 +94,9 @@ func NewServer(logger *slog.Logger, db *store.DB, co *checkout.Checkout, opts Op
 		s.registry = prometheus.NewRegistry()
 	}
 	s.metrics = newHTTPMetrics(s.registry)
+	if opts.Tracer != nil {
+		s.tracer = opts.Tracer.Tracer(tracerName)
+	}
 	s.routes()
 	return s
 }
@@ -111,6 +118,7 @@ func (s *Server) Drain() {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	r, span := s.traceRequest(r)
 	// The page loads nothing from elsewhere and runs no inline script, so
 	// the browser may refuse anything else; and it takes no frame.
 	h := w.Header()
@@ -124,6 +132,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := time.Since(start)
 	s.metrics.observe(r, rec.status, d) // the mux set r.Pattern
 	s.logRequest(r, rec, d)
+	endRequestSpan(span, r, rec)
 }
 
 // statusRecorder remembers the status a handler answered with, for the log.
@@ -131,7 +140,10 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	id     string // the request's id (requestID)
-	err    error  // what went wrong answering, if anything (noteFailure)
+	// workflow is the id of the workflow the request is about, for the
+	// log and the span (noteWorkflow); "" for none.
+	workflow string
+	err      error // what went wrong answering, if anything (noteFailure)
 }
 
 func (r *statusRecorder) WriteHeader(status int) {

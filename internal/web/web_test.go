@@ -9,16 +9,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/checkout/checkouttest"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/logtest"
 	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/payment/demopay"
 	"github.com/widgetstore/widgetstore/internal/receipt"
@@ -36,7 +35,7 @@ type testServer struct {
 	co      *checkout.Checkout
 	demo    *demopay.Provider // the payment provider carts are paid through
 	crashed chan struct{}     // receives when the crash button is pressed
-	logs    *logBuffer        // everything logged, as text, besides the test's log
+	logs    *logtest.Buffer   // everything logged, as text, besides the test's log
 }
 
 // newTestServer serves the shop on a real HTTP server over a fresh
@@ -75,11 +74,35 @@ func newTestServerWrapped(t testing.TB, url string, cfg checkout.Config, opts we
 // launched with launch.
 func newTestServerLaunched(t testing.TB, url string, launch checkout.LaunchConfig, opts web.Options, wrap func(http.Handler) http.Handler) *testServer {
 	t.Helper()
-	logs := &logBuffer{}
+	return newTestServerPaying(t, url, launch, opts, wrap, launchDemoPay(nil))
+}
+
+// launchShop launches the shop's workflows on a fresh database at url with
+// a payment provider, whose events, signed with secret, go to webhookURL.
+// It returns the provider's pages to serve (nil for none), and the demo
+// provider when that is the one.
+type launchShop func(t testing.TB, url string, launch checkout.LaunchConfig, webhookURL, secret string) (*store.DB, *checkout.Checkout, http.Handler, *demopay.Provider)
+
+// launchDemoPay launches the shop with the demo provider, as it serves by
+// default, the provider the checkout calls inside wrap (unless nil).
+func launchDemoPay(wrap func(payment.Provider) payment.Provider) launchShop {
+	return func(t testing.TB, url string, launch checkout.LaunchConfig, webhookURL, secret string) (*store.DB, *checkout.Checkout, http.Handler, *demopay.Provider) {
+		db, co, demo := checkouttest.LaunchDemoPayWrapped(t, url, launch,
+			demopay.Config{WebhookURL: webhookURL, SigningSecret: secret,
+				Retry: demopay.Retry{First: 50 * time.Millisecond, Max: 200 * time.Millisecond, GiveUpAfter: time.Minute}}, wrap)
+		return db, co, demo.Handler(), demo
+	}
+}
+
+// newTestServerPaying is newTestServerLaunched with the provider that
+// launchShop gives.
+func newTestServerPaying(t testing.TB, url string, launch checkout.LaunchConfig, opts web.Options, wrap func(http.Handler) http.Handler, launchShop launchShop) *testServer {
+	t.Helper()
+	logs := &logtest.Buffer{}
 	logger := slog.New(teeHandler{dbtest.Logger(t).Handler(),
 		slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
-	// Carts are paid through the demo provider, as the shop serves them:
-	// it delivers its events to this server, which listens from here on.
+	// The provider delivers its events to this server, which listens
+	// from here on.
 	srv := httptest.NewUnstartedServer(nil)
 	t.Cleanup(srv.Close)
 	secrets := []string{"whsec_test"}
@@ -87,16 +110,14 @@ func newTestServerLaunched(t testing.TB, url string, launch checkout.LaunchConfi
 		secrets = append(secrets, string(s))
 	}
 	launch.ExecutorID, launch.Logger = "test", logger
-	db, co, demo := checkouttest.LaunchDemoPay(t, url, launch,
-		demopay.Config{WebhookURL: "http://" + srv.Listener.Addr().String() + "/api/payment_events", SigningSecret: secrets[len(secrets)-1],
-			Retry: demopay.Retry{First: 50 * time.Millisecond, Max: 200 * time.Millisecond, GiveUpAfter: time.Minute}})
+	db, co, pages, demo := launchShop(t, url, launch, "http://"+srv.Listener.Addr().String()+"/api/payment_events", secrets[len(secrets)-1])
 	verifier, err := payment.NewVerifier(secrets, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	crashed := make(chan struct{}, 10)
 	opts.CrashFunc = func() { crashed <- struct{}{} }
-	opts.Events, opts.ProviderPages = verifier, demo.Handler()
+	opts.Events, opts.ProviderPages = verifier, pages
 	var handler http.Handler = web.NewServer(logger, db, co, opts)
 	if wrap != nil {
 		handler = wrap(handler)
@@ -104,31 +125,6 @@ func newTestServerLaunched(t testing.TB, url string, launch checkout.LaunchConfi
 	srv.Config.Handler = handler
 	srv.Start()
 	return &testServer{URL: srv.URL, db: db, co: co, demo: demo, crashed: crashed, logs: logs}
-}
-
-// logBuffer keeps what the server logs, for tests about its log.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines are the lines logged so far that contain every one of substrings.
-func (l *logBuffer) lines(substrings ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for line := range strings.Lines(l.b.String()) {
-		if !slices.ContainsFunc(substrings, func(s string) bool { return !strings.Contains(line, s) }) {
-			out = append(out, strings.TrimSpace(line))
-		}
-	}
-	return out
 }
 
 // teeHandler hands every record to both handlers.
@@ -461,7 +457,7 @@ func TestInternalErrorLoggedOnce(t *testing.T) {
 	if r.status != 500 || r.body != "{\"error\":\"internal error\"}\n" {
 		t.Errorf("GET /api/products on a broken database: %d %s, want 500 internal error", r.status, r.body)
 	}
-	logged := s.logs.lines("/api/products")
+	logged := s.logs.Lines("/api/products")
 	if len(logged) != 1 {
 		t.Fatalf("the failure was logged %d times, want once:\n%s", len(logged), strings.Join(logged, "\n"))
 	}

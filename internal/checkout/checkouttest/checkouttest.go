@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/payment/demopay"
 	"github.com/widgetstore/widgetstore/internal/store"
 )
@@ -24,7 +25,7 @@ func Launch(t testing.TB, url string, cfg checkout.Config, logger *slog.Logger) 
 // LaunchWith is Launch with the whole of Launch's configuration.
 func LaunchWith(t testing.TB, url string, cfg checkout.LaunchConfig) (*store.DB, *checkout.Checkout) {
 	t.Helper()
-	db := open(t, url, cfg.Logger)
+	db := Open(t, url, cfg.Logger)
 	return db, launch(t, db, cfg)
 }
 
@@ -33,7 +34,15 @@ func LaunchWith(t testing.TB, url string, cfg checkout.LaunchConfig) (*store.DB,
 // which the test serves (web.Server's POST /api/payment_events).
 func LaunchDemoPay(t testing.TB, url string, cfg checkout.LaunchConfig, demo demopay.Config) (*store.DB, *checkout.Checkout, *demopay.Provider) {
 	t.Helper()
-	db := open(t, url, cfg.Logger)
+	return LaunchDemoPayWrapped(t, url, cfg, demo, nil)
+}
+
+// LaunchDemoPayWrapped is LaunchDemoPay with the provider that the
+// checkout calls inside wrap (unless nil): a test holds a call there.
+func LaunchDemoPayWrapped(t testing.TB, url string, cfg checkout.LaunchConfig, demo demopay.Config,
+	wrap func(payment.Provider) payment.Provider) (*store.DB, *checkout.Checkout, *demopay.Provider) {
+	t.Helper()
+	db := Open(t, url, cfg.Logger)
 	if demo.Logger == nil {
 		demo.Logger = cfg.Logger
 	}
@@ -42,11 +51,14 @@ func LaunchDemoPay(t testing.TB, url string, cfg checkout.LaunchConfig, demo dem
 		t.Fatal(err)
 	}
 	cfg.Provider, cfg.Register = provider, provider.Register
+	if wrap != nil {
+		cfg.Provider = wrap(provider)
+	}
 	return db, launch(t, db, cfg), provider
 }
 
-// open opens and migrates the database at url, closed when the test ends.
-func open(t testing.TB, url string, logger *slog.Logger) *store.DB {
+// Open opens and migrates the database at url, closed when the test ends.
+func Open(t testing.TB, url string, logger *slog.Logger) *store.DB {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, url)

@@ -26,6 +26,8 @@ const (
 type payRequest struct {
 	IntentID string
 	Outcome  string // OutcomeSucceed or OutcomeFail
+	// DespiteExpiry: the demo's switch (PayDespiteExpiry).
+	DespiteExpiry bool `json:",omitempty"`
 }
 
 // eventSettled is the Pay workflow's DBOS event that tells the intent's
@@ -61,7 +63,8 @@ func (p *Provider) pay(ctx dbos.Context, req payRequest) (string, error) {
 			status, typ = StatusFailed, payment.EventFailed
 		}
 		res, err := tx.Exec(ctx, `UPDATE demopay_intents SET status = $2, settled_at_ms = $3
-			WHERE intent_id = $1 AND status = $4`, req.IntentID, status, time.Now().UnixMilli(), StatusRequiresPayment)
+			WHERE intent_id = $1 AND status = $4 AND (expired_at_ms IS NULL OR $5)`,
+			req.IntentID, status, time.Now().UnixMilli(), StatusRequiresPayment, req.DespiteExpiry)
 		if err != nil {
 			return settlement{}, err
 		}
@@ -74,7 +77,7 @@ func (p *Provider) pay(ctx dbos.Context, req payRequest) (string, error) {
 			return settlement{}, fmt.Errorf("reading intent %s: %w", req.IntentID, err)
 		}
 		if n == 0 {
-			return settlement{Status: in.Status}, nil
+			return settlement{Status: in.shownStatus()}, nil
 		}
 		// The event's id is made here, in the step: a step replayed after
 		// a crash returns the recorded one, never a second event.

@@ -137,10 +137,13 @@ func (p *Provider) Register(ctx dbos.Context) error {
 }
 
 // Intent statuses, as Stripe names them (it says requires_payment_method).
+// StatusExpired is shown, not stored: an intent the shop expired
+// (ExpireIntent) stays requires_payment with its expired_at_ms set.
 const (
 	StatusRequiresPayment = "requires_payment"
 	StatusSucceeded       = "succeeded"
 	StatusFailed          = "failed"
+	StatusExpired         = "expired"
 )
 
 // newID makes a provider's id: the prefix Stripe gives that kind of object
@@ -265,6 +268,32 @@ func (p *Provider) Refund(ctx context.Context, req payment.RefundRequest) (payme
 		return payment.Refund{}, err
 	}
 	return payment.Refund{ID: r.ID, Status: payment.RefundSucceeded}, nil
+}
+
+// ExpireIntent expires an intent that is neither paid nor refused, so that
+// its page takes no payment any more, as Stripe expires a Checkout
+// Session. An intent expired before is no error: expiring is idempotent by
+// itself, and the key is not recorded. One paid or refused is refused
+// (payment.ErrRefused).
+func (p *Provider) ExpireIntent(ctx context.Context, req payment.ExpireRequest) error {
+	res, err := p.db.Q().Exec(ctx, `UPDATE demopay_intents SET expired_at_ms = $2
+		WHERE intent_id = $1 AND status = $3 AND expired_at_ms IS NULL`, req.IntentID, time.Now().UnixMilli(), StatusRequiresPayment)
+	if err != nil {
+		return fmt.Errorf("demopay: expiring intent %s: %w", req.IntentID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	in, err := readIntent(ctx, p.db.Q(), "intent_id", req.IntentID)
+	switch {
+	case store.IsNoRows(err):
+		return refusedf("no intent %q", req.IntentID)
+	case err != nil:
+		return fmt.Errorf("demopay: reading intent %s: %w", req.IntentID, err)
+	case in.shownStatus() == StatusExpired:
+		return nil
+	}
+	return refusedf("intent %s is %s: it cannot be expired", in.ID, in.Status)
 }
 
 // takeRefund takes amount off intent in, if it is paid, its refunds are

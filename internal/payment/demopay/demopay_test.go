@@ -479,3 +479,40 @@ func TestRedeliveryAfterRelaunch(t *testing.T) {
 		})
 	})
 }
+
+// An expired intent takes no payment (its status says expired), expiring
+// it again is no error, one paid cannot be expired, and the demo's switch
+// pays an expired one all the same, as a payment that won the race.
+func TestExpireIntent(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		r := newReceiver(t, 0)
+		a := launch(t, url, r.config())
+		in, err := a.provider.CreateIntent(ctx, intentRequest("k1", 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := a.provider.ExpireIntent(ctx, payment.ExpireRequest{IdempotencyKey: "expire:co-k1", IntentID: in.ID}); err != nil {
+				t.Fatalf("ExpireIntent: %v", err)
+			}
+		}
+		if status, err := a.provider.Pay(ctx, in.ID, demopay.OutcomeSucceed); err != nil || status != demopay.StatusExpired {
+			t.Errorf("paying an expired intent: %q, %v; want it expired", status, err)
+		}
+		if v := intentView(t, a.provider, in.ID); v.Status != demopay.StatusExpired || v.Open() {
+			t.Errorf("intent %+v, want expired and not open", v)
+		}
+		if status, err := a.provider.PayDespiteExpiry(ctx, in.ID, demopay.OutcomeSucceed); err != nil || status != demopay.StatusSucceeded {
+			t.Errorf("paying despite the expiry: %q, %v; want succeeded", status, err)
+		}
+		if err := a.provider.ExpireIntent(ctx, payment.ExpireRequest{IdempotencyKey: "expire:co-k1", IntentID: in.ID}); !errors.Is(err, payment.ErrRefused) {
+			t.Errorf("expiring a paid intent: %v, want refused", err)
+		}
+		if err := a.provider.ExpireIntent(ctx, payment.ExpireRequest{IdempotencyKey: "expire:none", IntentID: "pi_none"}); !errors.Is(err, payment.ErrRefused) {
+			t.Errorf("expiring an unknown intent: %v, want refused", err)
+		}
+		waitFor(t, "the payment's event is delivered", func() bool { _, events, _ := r.state(); return len(events) == 1 })
+	})
+}

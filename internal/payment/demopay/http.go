@@ -58,24 +58,42 @@ func securityHeaders(next http.Handler) http.Handler {
 
 // Pay settles intent id with outcome (OutcomeSucceed or OutcomeFail) by
 // starting its Pay workflow, unless it was started before, and returns the
-// intent's status once settled: the first outcome's, whatever this one.
-// The intent's deadline is not checked: a real provider takes the money
-// whenever the customer pays, and a payment after the shop gave up is the
-// shop's to refund.
+// intent's status once settled: the first outcome's, whatever this one, or
+// StatusExpired for an intent the shop expired.
 func (p *Provider) Pay(ctx context.Context, id, outcome string) (string, error) {
+	return p.startPay(ctx, payRequest{IntentID: id, Outcome: outcome})
+}
+
+// PayDespiteExpiry is Pay for an intent the shop may have expired: the
+// demo's switch that shows what the shop does with a payment that got in
+// at the very moment the shop gave up, which a real provider may take
+// (the customer's card was being charged as the shop expired the
+// session). The shop refunds it.
+func (p *Provider) PayDespiteExpiry(ctx context.Context, id, outcome string) (string, error) {
+	return p.startPay(ctx, payRequest{IntentID: id, Outcome: outcome, DespiteExpiry: true})
+}
+
+func (p *Provider) startPay(ctx context.Context, req payRequest) (string, error) {
+	id, outcome := req.IntentID, req.Outcome
 	if err := checkOutcome(outcome); err != nil {
 		return "", err
 	}
-	if _, err := readIntent(ctx, p.db.Q(), "intent_id", id); store.IsNoRows(err) {
+	in, err := readIntent(ctx, p.db.Q(), "intent_id", id)
+	if store.IsNoRows(err) {
 		return "", notFound(id)
 	} else if err != nil {
 		return "", fmt.Errorf("demopay: reading intent %s: %w", id, err)
+	}
+	if in.shownStatus() == StatusExpired && !req.DespiteExpiry {
+		// Answered without the workflow, whose id the intent has but once:
+		// the switch may still pay it.
+		return StatusExpired, nil
 	}
 	if p.dbosCtx == nil {
 		return "", errors.New("demopay: Register was not called")
 	}
 	wfID := payWorkflowID(id)
-	if _, err := dbos.RunWorkflow(p.dbosCtx, p.pay, payRequest{IntentID: id, Outcome: outcome}, dbos.WithWorkflowID(wfID)); err != nil {
+	if _, err := dbos.RunWorkflow(p.dbosCtx, p.pay, req, dbos.WithWorkflowID(wfID)); err != nil {
 		return "", fmt.Errorf("demopay: starting the payment of intent %s: %w", id, err)
 	}
 	status, err := dbos.GetEvent[string](dbos.From(p.dbosCtx, ctx), wfID, eventSettled, settleWait)
@@ -100,28 +118,32 @@ func (p *Provider) handlePayPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // handlePay handles "POST /demopay/pay/{intent}": the page's form
-// (outcome=succeed|fail, and refuse_refunds=on to tick the demo's switch
-// first), answered by a redirect to the page, or JSON ({"outcome":
-// "succeed", "refuse_refunds": false}), answered with the intent's status,
-// or 409 if the intent was already settled the other way.
+// (outcome=succeed|fail, refuse_refunds=on to tick the demo's switch
+// first, despite_expiry=on to pay an intent the shop expired, the other
+// switch), answered by a redirect to the page, or JSON ({"outcome":
+// "succeed", "refuse_refunds": false, "despite_expiry": false}), answered
+// with the intent's status, or 409 if the intent was already settled the
+// other way, or expired.
 func (p *Provider) handlePay(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("intent")
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	isJSON := !isForm(r)
 	var outcome string
-	var refuseRefunds bool
+	var refuseRefunds, despiteExpiry bool
 	if isJSON {
 		var body struct {
 			Outcome       string `json:"outcome"`
 			RefuseRefunds bool   `json:"refuse_refunds"`
+			DespiteExpiry bool   `json:"despite_expiry"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 			p.writeError(w, r, shop.Errorf(shop.ErrInvalid, "the body is not a JSON object like {\"outcome\": \"succeed\"}: %s", err))
 			return
 		}
-		outcome, refuseRefunds = body.Outcome, body.RefuseRefunds
+		outcome, refuseRefunds, despiteExpiry = body.Outcome, body.RefuseRefunds, body.DespiteExpiry
 	} else {
 		outcome, refuseRefunds = r.PostFormValue("outcome"), r.PostFormValue("refuse_refunds") == "on"
+		despiteExpiry = r.PostFormValue("despite_expiry") == "on"
 	}
 	// Checked before the switch is set: a bad request changes nothing.
 	if err := checkOutcome(outcome); err != nil {
@@ -134,7 +156,7 @@ func (p *Provider) handlePay(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	status, err := p.Pay(r.Context(), id, outcome)
+	status, err := p.startPay(r.Context(), payRequest{IntentID: id, Outcome: outcome, DespiteExpiry: despiteExpiry})
 	if err != nil {
 		p.writeError(w, r, err)
 		return
@@ -245,7 +267,7 @@ func (p *Provider) intentView(ctx context.Context, id string) (IntentView, error
 	} else if err != nil {
 		return IntentView{}, fmt.Errorf("demopay: reading intent %s: %w", id, err)
 	}
-	view := IntentView{ID: in.ID, Status: in.Status, AmountCents: in.AmountCents, Currency: in.Currency,
+	view := IntentView{ID: in.ID, Status: in.shownStatus(), AmountCents: in.AmountCents, Currency: in.Currency,
 		CheckoutID: in.CheckoutID, Description: in.Description, ExpiresAt: in.ExpiresAt, Created: in.Created,
 		RefundedCents: in.RefundedCents, RefuseRefunds: in.RefuseRefunds}
 	if view.Refunds, err = store.QueryAll(ctx, q, scanRefund, `SELECT `+refundColumns+` FROM demopay_refunds

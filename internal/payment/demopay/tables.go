@@ -26,10 +26,11 @@ type intent struct {
 	RefuseRefunds bool
 	ExpiresAt     time.Time
 	Created       time.Time
+	Expired       bool // the shop expired it before it was paid or refused (ExpireIntent)
 }
 
 const intentColumns = `intent_id, amount_cents, currency, checkout_id, description, status,
-	refunded_cents, refuse_refunds, expires_at_ms, created_at_ms`
+	refunded_cents, refuse_refunds, expires_at_ms, created_at_ms, expired_at_ms IS NOT NULL`
 
 // readIntent reads the intent whose column (intent_id or idempotency_key)
 // is value.
@@ -38,9 +39,18 @@ func readIntent(ctx context.Context, q dbos.Querier, column, value string) (inte
 	var expires, created int64
 	err := q.QueryRow(ctx, `SELECT `+intentColumns+` FROM demopay_intents WHERE `+column+` = $1`, value).Scan(
 		&in.ID, &in.AmountCents, &in.Currency, &in.CheckoutID, &in.Description, &in.Status,
-		&in.RefundedCents, &in.RefuseRefunds, &expires, &created)
+		&in.RefundedCents, &in.RefuseRefunds, &expires, &created, &in.Expired)
 	in.ExpiresAt, in.Created = time.UnixMilli(expires), time.UnixMilli(created)
 	return in, err
+}
+
+// shownStatus is the intent's status as its page and API show it, with
+// StatusExpired for one the shop expired.
+func (in intent) shownStatus() string {
+	if in.Expired && in.Status == StatusRequiresPayment {
+		return StatusExpired
+	}
+	return in.Status
 }
 
 // refund is a row of demopay_refunds.

@@ -66,6 +66,11 @@ async function send(method, path, body) {
   }
 }
 
+// A 503 whose checkout has ended (the payment provider was out of reach:
+// nothing charged, the order cancelled): the same key answers the same, and
+// only a new one may go through.
+const keySpent = async (res) => res?.status === 503 && (await res.clone().json().catch(() => null))?.retry_with_new_key === true;
+
 // Repeats the *same* request while the server is unreachable. Only used for
 // idempotent endpoints (keyed checkout, payment webhook), so retrying after a
 // crash can never buy or pay twice. Resolves to the last response (or null).
@@ -73,7 +78,7 @@ async function sendWithRetry(method, path, body, onRetry) {
   const deadline = Date.now() + RETRY_WINDOW_MS;
   for (let attempt = 1; ; attempt += 1) {
     const res = await send(method, path, body);
-    if (!isUnavailable(res) || Date.now() + RETRY_DELAY_MS > deadline) return res;
+    if (!isUnavailable(res) || await keySpent(res) || Date.now() + RETRY_DELAY_MS > deadline) return res;
     onRetry(attempt);
     await sleep(RETRY_DELAY_MS);
   }

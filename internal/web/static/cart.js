@@ -114,21 +114,59 @@ async function placeCart(pending) {
   const res = await sendWithRetry('POST', `/api/checkouts/${encodeURIComponent(pending.key)}`, body,
     (n) => say(`Reconnecting… retrying the same checkout (attempt ${n}).`, 'warn'));
   if (!res || !res.ok) {
-    // A 4xx ends the checkout; anything else leaves it stored, to be sent
-    // again: it may have gone through.
-    if (res && res.status >= 400 && res.status < 500) store(CART_CHECKOUT, null);
+    // A 4xx ends the checkout, and so does a 503 that says its key is
+    // spent; anything else leaves it stored, to be sent again: it may have
+    // gone through.
+    const spent = await keySpent(res);
+    if (res && ((res.status >= 400 && res.status < 500) || spent)) store(CART_CHECKOUT, null);
     const answer = res ? await res.clone().json().catch(() => null) : null;
     const short = Array.isArray(answer?.unavailable)
       ? ` Unavailable: ${answer.unavailable.map((u) => `${u.product} (${u.available} left)`).join(', ')}.` : '';
-    return say((res ? await errorText(res) : 'The server is unreachable.') + short, 'error');
+    say((res && !spent ? await errorText(res) : answer?.error ?? 'The server is unreachable.') + short, 'error');
+    if (short) offerCart(availableLines(pending.lines, answer.unavailable), pending.email, 'Buy what is available instead');
+    else if (spent) offerCart(pending.lines, pending.email, 'Try again');
+    return;
   }
   const order = await res.json();
+  $('#cart-offer').hidden = true;
   store(CART_CHECKOUT, null);
   cart = [];
   saveCart();
   say('Checkout started: pay your order on the provider\'s page before its deadline.');
   followCartOrder(order.checkout_key, order);
   refreshProducts();
+}
+
+// What of lines the stock can cover, by a short cart's 409: a short line
+// at what is left of it, a sold-out one dropped, the others as they were.
+function availableLines(lines, unavailable) {
+  const left = new Map(unavailable.map((u) => [u.product_id, u.available]));
+  return lines
+    .map((l) => (left.has(l.product_id) ? { ...l, quantity: Math.min(l.quantity, left.get(l.product_id)) } : l))
+    .filter((l) => l.quantity >= 1);
+}
+
+let offered = null; // {lines, email}: what the offer's button checks out
+
+// Offers, in one click, to check out lines under a new key: what is
+// available of a short cart, or the same cart again after its key was
+// spent. The offer says what it buys, and for how much.
+function offerCart(lines, email, label) {
+  if (lines.length === 0) return;
+  offered = { lines, email };
+  const total = lines.reduce((sum, l) => sum + (productsById.get(l.product_id) ? priceCents(productsById.get(l.product_id)) : 0) * l.quantity, 0);
+  $('#cart-offer-text').textContent = `${lines.map((l) => `${l.quantity} × ${productsById.get(l.product_id)?.product ?? `product #${l.product_id}`}`).join(', ')}: ${formatCents(total)}.`;
+  $('#cart-offer-buy').textContent = label;
+  $('#cart-offer').hidden = false;
+}
+
+async function takeOffer() {
+  if (!offered) return;
+  const pending = { key: newKey(), lines: offered.lines, email: offered.email };
+  offered = null;
+  $('#cart-offer').hidden = true;
+  store(CART_CHECKOUT, pending);
+  await placeCart(pending);
 }
 
 /* ---------- The order followed ---------- */
@@ -163,6 +201,7 @@ function renderCartOrder(o) {
   $('#cart-order-note').textContent = note;
   $('#cart-order-note').dataset.kind = kind;
   if (o.pay_url) $('#cart-pay-link').href = o.pay_url;
+  $('#cart-order-cancel').hidden = o.status !== 'PENDING';
   tickDeadline();
   $('#cart-order').hidden = false;
 }
@@ -199,6 +238,17 @@ async function followCartOrder(key, first) {
     }
     await sleep(CART_POLL_MS);
   }
+}
+
+// Cancels the order followed while it awaits payment: its stock goes back
+// at once, and a payment that still comes is refunded.
+async function cancelCartOrder() {
+  if (!followed) return;
+  const res = await send('POST', `/api/checkouts/${encodeURIComponent(followed.checkout_key)}/cancel`);
+  if (!res || !res.ok) return say(res ? await errorText(res) : 'The server is unreachable.', 'error');
+  renderCartOrder(await res.json());
+  say('Your order is cancelled: its products are back on sale.');
+  refreshProducts();
 }
 
 function closeCartOrder() {
@@ -240,6 +290,8 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   $('#cart-form').addEventListener('submit', checkoutCart);
   $('#cart-order-close').addEventListener('click', closeCartOrder);
+  $('#cart-order-cancel').addEventListener('click', cancelCartOrder);
+  $('#cart-offer-buy').addEventListener('click', takeOffer);
   $('#find-form').addEventListener('submit', findOrder);
   setInterval(tickDeadline, 250);
 

@@ -1,0 +1,89 @@
+package checkout_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/checkout/checkouttest"
+	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/shop"
+)
+
+// TestTracedCheckoutRecovered: a checkout left waiting for its payment by
+// a shop that stopped, and recovered by the next launch, which traces,
+// has spans without a parent (there is no request), each with the
+// workflow's and the order's ids: its placeOrder again, replayed from the
+// checkpoint, and the steps after. Its order and its books are as without
+// tracing.
+func TestTracedCheckoutRecovered(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
+		ctx := context.Background()
+		db := checkouttest.Open(t, url, dbtest.Logger(t))
+		launch := checkout.LaunchConfig{Checkout: fastConfig, ExecutorID: "test", Logger: dbtest.Logger(t)}
+		co, err := checkout.Launch(ctx, db, launch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const key = "recovered-1"
+		paymentID, err := co.Start(ctx, key, checkout.Request{ProductID: 1, Quantity: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := co.Shutdown(10 * time.Second); err != nil { // the checkout stays pending, waiting
+			t.Fatal(err)
+		}
+		db = checkouttest.Open(t, url, dbtest.Logger(t)) // DBOS closed the one it was given
+
+		spans := tracetest.NewInMemoryExporter()
+		tracer := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans)) // exported as each ends
+		t.Cleanup(func() { tracer.Shutdown(ctx) })
+		launch.Tracer = tracer
+		co, err = checkout.Launch(ctx, db, launch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := co.Shutdown(10 * time.Second); err != nil {
+				t.Error(err)
+			}
+		})
+		order, err := co.Pay(ctx, paymentID, shop.PaymentPaid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := fixture{db: db, co: co}
+		f.awaitOrder(t, order.ID, shop.StatusDispatched)
+		f.audit(t)
+
+		// markDispatched is the last step: wait for its span.
+		var names []string
+		for deadline := time.Now().Add(10 * time.Second); !slices.Contains(names, "checkout.markDispatched") && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			names = names[:0]
+			for _, s := range spans.GetSpans() {
+				names = append(names, s.Name)
+			}
+		}
+		if want := []string{"checkout.placeOrder", "DBOS.recv", "checkout.markDispatched"}; !slices.Equal(names, want) {
+			t.Errorf("the recovered checkout's spans: %q, want %q", names, want)
+		}
+		for _, s := range spans.GetSpans() {
+			ids := map[attribute.Key]string{}
+			for _, kv := range s.Attributes {
+				ids[kv.Key] = kv.Value.Emit()
+			}
+			if s.Parent.IsValid() || ids[checkout.AttrWorkflowID] != key || ids[checkout.AttrOrderID] != fmt.Sprint(order.ID) {
+				t.Errorf("span %s: parent %v, attributes %v; want no parent, workflow %s, order %d", s.Name, s.Parent, s.Attributes, key, order.ID)
+			}
+		}
+	})
+}
