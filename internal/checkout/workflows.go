@@ -54,10 +54,11 @@ type paymentWord struct {
 //
 // It costs, paid and dispatched: the workflow's row, placeOrder, the
 // placement event, the payment wait (its deadline and the word it
-// consumes), markDispatched, and the workflow's outcome; the webhook's transaction settles the order and sends the word.
-// A cart paid through the provider adds createIntent, and an order with an
-// email address a sendReceipt step per receipt. docs/performance.md counts
-// their statements.
+// consumes), markDispatched, and the workflow's outcome; the webhook's
+// transaction settles the order and sends the word. A cart paid through
+// the provider adds createIntent, and an order with an email address a
+// sendReceipt step per receipt. docs/performance.md counts their
+// statements.
 func (c *Checkout) checkout(ctx dbos.Context, in input) (Result, error) {
 	checkoutID, err := dbos.GetWorkflowID(ctx)
 	if err != nil {
