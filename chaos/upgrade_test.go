@@ -19,12 +19,13 @@ import (
 )
 
 // previousRelease is the shop as it was released before the checkout
-// screened its orders (main before the screening was merged): application
-// version widgetstore-2, whose checkouts start with checkout.placeOrder. The upgrade tests build it from the
+// screened its orders without the patch's marker (main before that was
+// merged): application version widgetstore-3, whose checkouts start with
+// the marker of the patch "screenOrder". The upgrade tests build it from the
 // repository's history, so that the old binary is the old code itself,
 // not today's code with a switch turned off; the only setting it needs is
 // a clone with that history, which CI's clone of main has.
-const previousRelease = "07bb1ab1dfbe30258b4e3c2e8b27cda7af78758a"
+const previousRelease = "8e413b8b0dcc7c396a3adddd129fd42be12ea044"
 
 var previous struct {
 	once   sync.Once
@@ -82,11 +83,12 @@ func buildRelease(commit string) (string, error) {
 	return out, nil
 }
 
-// The first steps of a checkout on each path: widgetstore-2's places its
-// order first; widgetstore-3's records the patch, then places it, screened.
+// The first steps of a checkout on each path: widgetstore-3's records the
+// patch, then places its order, screened; widgetstore-4's places it,
+// screened, its input saying so, and publishes it.
 var (
-	oldPath = []string{"checkout.placeOrder"}
-	newPath = []string{"DBOS.patch-screenOrder", "checkout.placeOrder"}
+	oldPath = []string{"DBOS.patch-screenOrder", "checkout.placeOrder"}
+	newPath = []string{"checkout.placeOrder", "DBOS.setEvent"}
 )
 
 // checkPaths fails the test unless every checkout of oldKeys took the old
@@ -111,9 +113,9 @@ func checkPaths(t *testing.T, url string, oldKeys, newKeys []string) {
 				names = append(names, step.StepName)
 			}
 			screened := slices.Contains(names, "DBOS.patch-screenOrder")
-			if !slices.Equal(names[:min(len(want), len(names))], want) || screened != (len(want) > 1) ||
+			if !slices.Equal(names[:min(len(want), len(names))], want) || screened != slices.Contains(want, "DBOS.patch-screenOrder") ||
 				!slices.Contains(names, "checkout.markDispatched") {
-				t.Errorf("checkout %s took the steps %q, want %q first, the screening once or never, and the dispatch", key, names, want)
+				t.Errorf("checkout %s took the steps %q, want %q first, the patch's marker once or never, and the dispatch", key, names, want)
 			}
 		}
 	}
@@ -139,8 +141,8 @@ func checkPaths(t *testing.T, url string, oldKeys, newKeys []string) {
 	for _, v := range versions {
 		names = append(names, v.Name)
 	}
-	if !slices.Equal(names, []string{"widgetstore-3", "widgetstore-2"}) {
-		t.Errorf("application versions, newest first: %q, want widgetstore-3 then widgetstore-2", names)
+	if !slices.Equal(names, []string{"widgetstore-4", "widgetstore-3"}) {
+		t.Errorf("application versions, newest first: %q, want widgetstore-4 then widgetstore-3", names)
 	}
 }
 
@@ -160,7 +162,7 @@ func midDispatch(o order) bool { return o.Status == "PAID" && o.ProgressRemainin
 // checkouts on it, some waiting for their payment and some paid and being
 // dispatched, kills it (SIGKILL) and starts today's shop on the same
 // database: every checkout of the old release finishes on the old path,
-// without the screening, every new one is screened, and the books
+// through the patch's marker, every new one without it, and the books
 // balance.
 func TestUpgradeWithCheckoutsInFlight(t *testing.T) {
 	t.Parallel()
@@ -214,17 +216,16 @@ func TestUpgradeWithCheckoutsInFlight(t *testing.T) {
 // back, then B is replaced.
 // Checkouts start throughout, on either instance, and are paid through
 // either: every one finishes, the old ones on the old path and the new
-// ones screened, and the books balance.
+// ones on the new, and the books balance.
 //
-// An old instance cannot run a screened checkout: its code would meet the
-// patch's marker where it expects checkout.placeOrder, and DBOS fails the
-// checkout (UnexpectedStep), its order left holding its stock. It never
-// meets one: the screened checkouts are widgetstore-3's, and DBOS recovers
-// and dequeues only the workflows of an instance's own version. When B,
-// old, takes A over, it recovers none of them, and A's restart re-enqueues
-// them for recovery while B is old: only A may take them. (With one
-// version for both builds, DBOS__APPVERSION=widgetstore-2, B recovers them
-// and they fail.)
+// An old instance must not run a new checkout: its code knows neither the
+// input's version nor the contact row (a new checkout recovered there
+// before its first step would lose its email address and be screened
+// through the patch's marker). It never meets one: the new checkouts are
+// widgetstore-4's, and DBOS recovers and dequeues only the workflows of an
+// instance's own version. When B, old, takes A over, it recovers none of
+// them, and A's restart re-enqueues them for recovery while B is old: only
+// A may take them.
 func TestRollingUpgrade(t *testing.T) {
 	t.Parallel()
 	old := previousBinary(t)
@@ -254,12 +255,12 @@ func TestRollingUpgrade(t *testing.T) {
 	a.kill()
 	a.bin = ""
 	a.run()
-	waiting[a.mustPost("/checkout/a-new-waiting")] = b // a screened checkout, paid through an old instance
+	waiting[a.mustPost("/checkout/a-new-waiting")] = b // a new checkout, paid through an old instance
 	waiting[b.mustPost("/checkout/b-old-later")] = a   // an old one, started on the old instance after the upgrade began
 	orders = append(orders, b.mustPost("/payment_webhook/"+a.mustPost("/checkout/a-new-dispatching")+"/paid"))
 	a.awaitOrder(orders[len(orders)-1], "being dispatched", midDispatch)
 	// A dies and stays down until B, old, has taken it over: B recovers
-	// none of A's screened checkouts, and A finishes them when it is back.
+	// none of A's new checkouts, and A finishes them when it is back.
 	tookOver := strings.Count(b.output(), takeoverLine)
 	a.kill()
 	deadline := time.Now().Add(time.Minute)

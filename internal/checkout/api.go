@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -47,89 +46,121 @@ func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (payme
 // refused for the limit is used: its checkout ended, and it answers the
 // same refusal again.
 func (c *Checkout) Place(reqCtx context.Context, key string, req Request) (Placement, error) {
-	if err := shop.ValidateKey(key); err != nil {
+	in, err := c.admit(reqCtx, key, req)
+	if err != nil {
 		return Placement{}, err
 	}
-	if len(req.Lines) == 0 {
-		if err := shop.ValidateQuantity(req.Quantity); err != nil {
-			return Placement{}, err
-		}
-	} else {
-		lines, err := shop.NormalizeLines(req.Lines)
-		if err != nil {
-			return Placement{}, err
-		}
-		req.Lines = lines
-	}
-	if req.Email != "" {
-		if _, err := receipt.ValidateAddress(req.Email); err != nil {
-			return Placement{}, err
-		}
-	}
-	if req.ViaProvider && c.provider == nil {
-		return Placement{}, errors.New("a checkout through the payment provider, but the shop has none")
-	}
-	// An unknown product is refused before a workflow is started for it.
-	for _, l := range req.lines() {
-		if err := c.checkProduct(reqCtx, l.ProductID); err != nil {
-			return Placement{}, err
-		}
-	}
-	if err := c.writable(reqCtx); err != nil {
-		return Placement{}, fmt.Errorf("starting checkout %s: %w", key, err)
-	}
-	if _, err := awaitDatabase(reqCtx, c, startWait, func(context.Context) (dbos.WorkflowHandle[Result], error) {
-		return dbos.RunWorkflow(c.traceFrom(reqCtx), c.checkout, req, dbos.WithWorkflowID(key))
-	}); err != nil {
+	if err := c.start(reqCtx, key, req, in); err != nil {
 		return Placement{}, fmt.Errorf("starting checkout %s: %w", key, err)
 	}
 	// GetEvent's own timeout says when the checkout took too long, the
 	// second more only that the database stopped answering.
-	placed, err := awaitDatabase(reqCtx, c, publishWait+time.Second, func(ctx context.Context) (placement, error) {
+	published, err := awaitDatabase(reqCtx, c, publishWait+time.Second, func(ctx context.Context) (placement, error) {
 		return dbos.GetEvent[placement](dbos.From(c.dbosCtx, ctx), key, EventPlaced, publishWait)
 	})
 	if err != nil {
 		return Placement{}, fmt.Errorf("waiting for checkout %s to place its order: %w", key, err)
 	}
-	switch {
-	case !slices.Equal(placed.lines(), req.lines()) || placed.ViaProvider != req.ViaProvider:
+	if !published.asked(in) {
 		// A key names one purchase: the same key for another is a client's bug.
 		return Placement{}, shop.Errorf(shop.ErrConflict, "idempotency key %q was already used for another purchase", key)
-	case placed.Failed == shop.ReasonProviderDown:
-		// The key's checkout has ended: the same key answers this again,
-		// and the client's retry needs a new one.
-		return Placement{}, &shop.Error{Kind: shop.ErrUnavailable, RetryAfter: providerDownRetry,
-			Message: placed.Failed + ": nothing was charged and the order is cancelled; try again in a moment with a new key",
-			Detail:  map[string]any{"retry_with_new_key": true}}
-	case placed.Failed != "":
-		return Placement{}, fmt.Errorf("checkout %s could not place its order: %s", key, placed.Failed)
-	case placed.Screened:
-		wait := max(time.Until(placed.HeldUntil), time.Second)
-		return Placement{}, shop.Limitedf(wait, "your last %d payments were all refused: try again in %.0f s", screenStreak, math.Ceil(wait.Seconds()))
-	case placed.Limited:
+	}
+	return c.answer(reqCtx, key, published.outcome())
+}
+
+// admit checks a request before a checkout is started for it, and returns
+// the checkout's input.
+func (c *Checkout) admit(ctx context.Context, key string, req Request) (input, error) {
+	if err := shop.ValidateKey(key); err != nil {
+		return input{}, err
+	}
+	in := input{ProductID: req.ProductID, Quantity: req.Quantity, ViaProvider: req.ViaProvider, Version: checkoutVersion}
+	if len(req.Lines) == 0 {
+		if err := shop.ValidateQuantity(req.Quantity); err != nil {
+			return in, err
+		}
+	} else {
+		lines, err := shop.NormalizeLines(req.Lines)
+		if err != nil {
+			return in, err
+		}
+		in.Lines = lines
+	}
+	if req.Email != "" {
+		if _, err := receipt.ValidateAddress(req.Email); err != nil {
+			return in, err
+		}
+	}
+	if req.ViaProvider && c.provider == nil {
+		return in, errors.New("a checkout through the payment provider, but the shop has none")
+	}
+	// An unknown product is refused before a workflow is started for it.
+	for _, l := range in.lines() {
+		if err := c.checkProduct(ctx, l.ProductID); err != nil {
+			return in, err
+		}
+	}
+	return in, nil
+}
+
+// start starts the checkout of in under key, or finds it started. Whom it
+// is for is saved first, in a row of its own (store.SaveContact), not in
+// the workflow's input; the client's address only while a limit reads it.
+func (c *Checkout) start(ctx context.Context, key string, req Request, in input) error {
+	if err := c.writable(ctx); err != nil {
+		return err
+	}
+	contact := store.Contact{Email: req.Email}
+	if c.cfg.PendingUnitsPerClient > 0 {
+		contact.Client = req.Client
+	}
+	if contact != (store.Contact{}) {
+		if err := store.SaveContact(ctx, c.db.Q(), key, contact, time.Now()); err != nil {
+			return err
+		}
+		in.Contact = true
+	}
+	_, err := awaitDatabase(ctx, c, startWait, func(context.Context) (dbos.WorkflowHandle[Result], error) {
+		return dbos.RunWorkflow(c.traceFrom(ctx), c.checkout, in, dbos.WithWorkflowID(key))
+	})
+	return err
+}
+
+// answer is what the client that started a checkout is told of its outcome.
+func (c *Checkout) answer(ctx context.Context, key string, o outcome) (Placement, error) {
+	switch o := o.(type) {
+	case placed:
+		return Placement{OrderID: o.order.ID, PaymentID: o.order.PaymentID, TotalCents: o.order.TotalCents,
+			PaymentDeadline: o.order.PaymentDeadline, IntentID: o.intent.ID, PayURL: o.intent.PayURL}, nil
+	case outOfStock:
+		return Placement{}, c.outOfStock(ctx, o.unavailable)
+	case limited:
 		// The client may try again, with a new key, once the first of its
 		// pending orders reaches its payment deadline: paid, refused or
 		// timed out by then, it holds its units no more. (This key answers
 		// the same refusal again.)
-		wait := max(time.Until(placed.HeldUntil), time.Second)
+		wait := max(time.Until(o.until), time.Second)
 		return Placement{}, shop.Limitedf(wait, "you hold %d units in checkouts awaiting payment and may hold at most %d: pay for them, or try again in %.0f s",
-			placed.Held, placed.Limit, math.Ceil(wait.Seconds()))
-	case placed.OutOfStock:
-		return Placement{}, c.outOfStock(reqCtx, placed)
+			o.held, o.limit, math.Ceil(wait.Seconds()))
+	case screened:
+		wait := max(time.Until(o.until), time.Second)
+		return Placement{}, shop.Limitedf(wait, "your last %d payments were all refused: try again in %.0f s", screenStreak, math.Ceil(wait.Seconds()))
+	case failed:
+		if o.reason == shop.ReasonProviderDown {
+			// The key's checkout has ended: the same key answers this
+			// again, and the client's retry needs a new one.
+			return Placement{}, &shop.Error{Kind: shop.ErrUnavailable, RetryAfter: providerDownRetry,
+				Message: o.reason + ": nothing was charged and the order is cancelled; try again in a moment with a new key",
+				Detail:  map[string]any{"retry_with_new_key": true}}
+		}
+		return Placement{}, fmt.Errorf("checkout %s could not place its order: %s", key, o.reason)
 	}
-	return Placement{OrderID: placed.OrderID, PaymentID: placed.PaymentID, TotalCents: placed.TotalCents,
-		PaymentDeadline: placed.PaymentDeadline, IntentID: placed.IntentID, PayURL: placed.PayURL}, nil
+	return Placement{}, fmt.Errorf("checkout %s published an outcome of type %T", key, o)
 }
 
 // outOfStock is the conflict a checkout that stock could not cover
 // answers: it names the products short, and lists them in its detail.
-func (c *Checkout) outOfStock(ctx context.Context, placed placement) error {
-	short := placed.Unavailable
-	if len(short) == 0 { // recorded by a build that did not list them
-		for _, l := range placed.lines() {
-			short = append(short, shop.Shortage{ProductID: l.ProductID, Wanted: l.Quantity, Available: -1})
-		}
-	}
+func (c *Checkout) outOfStock(ctx context.Context, short []shop.Shortage) error {
 	names := make([]string, len(short))
 	for i := range short {
 		short[i].Product = fmt.Sprintf("product %d", short[i].ProductID)

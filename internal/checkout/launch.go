@@ -36,7 +36,13 @@ import (
 // widgetstore-3: the checkout screens its order in placeOrder's
 // transaction, behind the patch "screenOrder"; the checkouts of
 // widgetstore-2 replay without it.
-const ApplicationVersion = "widgetstore-3"
+//
+// widgetstore-4: the checkout screens without the patch's marker and
+// waits for its dispatch without a durable sleep, its input saying it was
+// started by this build (input.Version); the checkouts of widgetstore-3
+// and widgetstore-2 replay through both.
+// Its input and its steps' outputs hold no personal data (record.go).
+const ApplicationVersion = "widgetstore-4"
 
 // AdoptedVersions are the older application versions whose workflows this
 // build finishes: the histories of every workflow registered here (the
@@ -47,7 +53,7 @@ const ApplicationVersion = "widgetstore-3"
 // (store.DB.AdoptWorkflows); taking over a silent instance, that
 // instance's. A version is dropped from the list when a build can no
 // longer replay its histories (dbos.DeprecatePatch).
-var AdoptedVersions = []string{"widgetstore-2"}
+var AdoptedVersions = []string{"widgetstore-3", "widgetstore-2"}
 
 // LaunchConfig is what Launch needs besides the database.
 type LaunchConfig struct {
@@ -81,13 +87,10 @@ type LaunchConfig struct {
 // pending. DBOS and the app share db's one handle. Stop it with Shutdown,
 // then close db.
 func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, error) {
-	if c := cfg.Checkout; c.PaymentTimeout <= 0 || c.DispatchSteps <= 0 || c.DispatchInterval < 0 || c.PendingUnitsPerClient < 0 ||
-		c.RefundAttempts < 0 || c.RefundBackoff < 0 {
-		return nil, fmt.Errorf("invalid checkout config %+v", c)
+	var err error
+	if cfg.Checkout, err = cfg.Checkout.checked(); err != nil {
+		return nil, err
 	}
-	// Unset, the refunds' bounds are the default ones.
-	cfg.Checkout.RefundAttempts = cmp.Or(cfg.Checkout.RefundAttempts, DefaultConfig.RefundAttempts)
-	cfg.Checkout.RefundBackoff = cmp.Or(cfg.Checkout.RefundBackoff, DefaultConfig.RefundBackoff)
 	config := dbos.Config{
 		AppName:            appName,
 		ApplicationVersion: ApplicationVersion,
@@ -106,14 +109,9 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	if err := adopt(ctx, db, dbosCtx, dbos.GetExecutorID(dbosCtx), cfg.Logger); err != nil {
 		return nil, err
 	}
-	var ds *dbos.DataSource
-	if db.SQLite != nil {
-		ds, err = dbos.NewDataSource(dbosCtx, db.SQLite, dbos.WithDataSourceName("shop"))
-	} else {
-		ds, err = dbos.NewDataSource(dbosCtx, db.Postgres, dbos.WithDataSourceName("shop"))
-	}
+	ds, err := newDataSource(dbosCtx, db)
 	if err != nil {
-		return nil, fmt.Errorf("creating the DBOS data source: %w", err)
+		return nil, err
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
@@ -155,6 +153,34 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	watching.Go(func() { c.runProbe(watchCtx) })
 	c.stopWatch = func() { cancel(); watching.Wait() }
 	return c, nil
+}
+
+// checked returns c with its unset refund bounds set to the default ones,
+// or an error when c is invalid.
+func (c Config) checked() (Config, error) {
+	if c.PaymentTimeout <= 0 || c.DispatchSteps <= 0 || c.DispatchInterval < 0 || c.PendingUnitsPerClient < 0 ||
+		c.RefundAttempts < 0 || c.RefundBackoff < 0 {
+		return c, fmt.Errorf("invalid checkout config %+v", c)
+	}
+	c.RefundAttempts = cmp.Or(c.RefundAttempts, DefaultConfig.RefundAttempts)
+	c.RefundBackoff = cmp.Or(c.RefundBackoff, DefaultConfig.RefundBackoff)
+	return c, nil
+}
+
+// newDataSource is the DBOS data source of the shop's steps, on db's one
+// handle, which DBOS shares.
+func newDataSource(dbosCtx dbos.Context, db *store.DB) (*dbos.DataSource, error) {
+	var ds *dbos.DataSource
+	var err error
+	if db.SQLite != nil {
+		ds, err = dbos.NewDataSource(dbosCtx, db.SQLite, dbos.WithDataSourceName("shop"))
+	} else {
+		ds, err = dbos.NewDataSource(dbosCtx, db.Postgres, dbos.WithDataSourceName("shop"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating the DBOS data source: %w", err)
+	}
+	return ds, nil
 }
 
 // Shutdown stops DBOS within timeout. Workflows in flight stay pending in

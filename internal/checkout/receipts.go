@@ -27,7 +27,8 @@ import (
 const receiptsSweptAfter = time.Minute
 
 // enqueueReceipt writes the receipt of the order's stage to the outbox, in
-// tx, the transaction that moves the order to that stage.
+// tx, the transaction that moves the order to that stage; o is the order
+// as read from the database, with its email address.
 func (c *Checkout) enqueueReceipt(ctx context.Context, tx dbos.Querier, o shop.Order, stage receipt.Stage, refundCents int64, at time.Time) error {
 	if o.Email == "" {
 		return nil
@@ -57,8 +58,8 @@ func (c *Checkout) orderURL(checkoutID string) string {
 // sendReceipt sends the receipt of the order's stage, enqueued already, in
 // a step that never fails the workflow: a receipt that cannot go now is
 // the sweep's to send.
-func (c *Checkout) sendReceipt(ctx dbos.Context, o shop.Order, stage receipt.Stage) error {
-	if o.Email == "" {
+func (c *Checkout) sendReceipt(ctx dbos.Context, o orderOutput, stage receipt.Stage) error {
+	if !o.receipts() {
 		return nil
 	}
 	_, err := runStep(ctx, c, "checkout.sendReceipt", o.ID, func(ctx context.Context) (string, error) {

@@ -65,19 +65,7 @@ func (c *Checkout) refund(ctx dbos.Context, ref string) (string, error) {
 	backoff := c.cfg.RefundBackoff
 	for attempt := 1; ; attempt++ {
 		tried, err := dbos.RunAsStep(ctx, func(ctx context.Context) (refundAttempt, error) {
-			r, err := c.provider.Refund(ctx, payment.RefundRequest{IdempotencyKey: refundWorkflowID(ref), IntentID: ref,
-				AmountCents: p.AmountCents, Reason: "the order did not keep the payment"})
-			switch {
-			case errors.Is(err, payment.ErrRefused):
-				return refundAttempt{Refused: true, Error: err.Error()}, nil
-			case err != nil:
-				return refundAttempt{Error: err.Error()}, nil
-			case r.Status == payment.RefundFailed:
-				return refundAttempt{Refund: r, Refused: true, Error: "the provider failed the refund"}, nil
-			case r.Status != payment.RefundSucceeded:
-				return refundAttempt{Refund: r, Error: "the refund is " + r.Status}, nil
-			}
-			return refundAttempt{Refund: r}, nil
+			return c.tryRefund(ctx, p), nil
 		}, dbos.WithStepName("checkout.refund"))
 		if err != nil {
 			return "", err
@@ -97,19 +85,36 @@ func (c *Checkout) refund(ctx dbos.Context, ref string) (string, error) {
 	}
 }
 
+// tryRefund asks the provider to refund p, once, and says how it went.
+func (c *Checkout) tryRefund(ctx context.Context, p store.Payment) refundAttempt {
+	r, err := c.provider.Refund(ctx, payment.RefundRequest{IdempotencyKey: refundWorkflowID(p.Ref), IntentID: p.Ref,
+		AmountCents: p.AmountCents, Reason: "the order did not keep the payment"})
+	switch {
+	case errors.Is(err, payment.ErrRefused):
+		return refundAttempt{Refused: true, Error: err.Error()}
+	case err != nil:
+		return refundAttempt{Error: err.Error()}
+	case r.Status == payment.RefundFailed:
+		return refundAttempt{Refund: r, Refused: true, Error: "the provider failed the refund"}
+	case r.Status != payment.RefundSucceeded:
+		return refundAttempt{Refund: r, Error: "the refund is " + r.Status}
+	}
+	return refundAttempt{Refund: r}
+}
+
 // endRefund records how the refund of p ended.
 func (c *Checkout) endRefund(ctx dbos.Context, p store.Payment, state, refundID, note string) (string, error) {
-	order, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (shop.Order, error) {
+	order, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (orderOutput, error) {
 		now := time.Now()
 		ended, err := store.EndRefund(ctx, tx, p.Ref, state, refundID, note, now)
 		if err != nil || !ended || state != shop.RefundDone {
-			return shop.Order{}, err
+			return orderOutput{}, err
 		}
 		order, err := store.GetOrder(ctx, tx, p.OrderID)
 		if err != nil {
-			return order, err
+			return recorded(order), err
 		}
-		return order, c.enqueueReceipt(ctx, tx, order, receipt.StageRefunded, p.AmountCents, now)
+		return recorded(order), c.enqueueReceipt(ctx, tx, order, receipt.StageRefunded, p.AmountCents, now)
 	}, dbos.WithStepName("checkout.endRefund"))
 	if err != nil {
 		return "", err

@@ -48,8 +48,9 @@ func (c *Checkout) startRetention(now time.Time) {
 
 // retain is the workflow "checkout.Retention": it deletes the DBOS records
 // (status, steps, events, messages) of the checkouts and refunds that ended
-// successfully before cutoff, and the lock rows of clients that hold no
-// order awaiting payment. The shop's own tables keep every order, payment
+// successfully before cutoff, the contacts saved before cutoff that no
+// checkout took, and the lock rows of clients that hold no order awaiting
+// payment. The shop's own tables keep every order, payment
 // and stock move, which the books' audit reads; workflows that failed or
 // were cancelled are kept for the operator. A key whose checkout was
 // deleted still finds its order (store.PlaceOrder).
@@ -81,6 +82,11 @@ func (c *Checkout) retain(ctx dbos.Context, cutoff time.Time) (int, error) {
 	}
 	// Last, so that a run of a build without it replays as it ran.
 	if _, err := dbos.RunAsTransaction(ctx, c.ds, func(ctx context.Context, tx dbos.Tx) (int64, error) {
+		// Contacts no checkout took (its key was used already) go with
+		// the records of the checkouts of their time.
+		if _, err := store.PruneContacts(ctx, tx, cutoff); err != nil {
+			return 0, err
+		}
 		return store.PruneClientLocks(ctx, tx)
 	}, dbos.WithStepName("retention.pruneClientLocks")); err != nil {
 		return 0, err

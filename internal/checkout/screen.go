@@ -27,22 +27,28 @@ const (
 )
 
 // screening is how the checkout's order is screened (store.NewOrder's
-// Screen), when the checkout has the screening patch: in the transaction
-// that places the order, which reads the client's latest orders
-// (store.RefusalStreak, on the index orders_client_created). A checkout
-// started before the patch skips the screening, and replays as it ran.
-// Not for the shop's own callers, nor with the per-client limits off
-// (-pending-units 0): with them off, say where every customer has the
-// proxy's address, one customer's refusals would stop all.
+// Screen): in the transaction that places the order, which reads the
+// client's latest orders (store.RefusalStreak, on the index
+// orders_client_created). Not for the shop's own callers (no client), nor
+// with the per-client limits off (-pending-units 0): with them off, say
+// where every customer has the proxy's address, one customer's refusals
+// would stop all.
 //
-// It costs a screened checkout the patch's marker, a checkpoint that
-// dbos.Patch writes in a transaction of its own the first time a checkout
-// passes here, and the read in placeOrder's transaction.
-// docs/performance.md has the statements they add to a purchase.
-func (c *Checkout) screening(ctx dbos.Context, req Request) (store.Screen, error) {
-	patched, err := dbos.Patch(ctx, patchScreening)
-	if err != nil || !patched || req.Client == "" || c.cfg.PendingUnitsPerClient == 0 {
-		return store.Screen{}, err
+// A checkout of this build (input.Version) screens. One started by an
+// older build asks the patch: widgetstore-3's recorded its marker and
+// screens, widgetstore-2's (whose first step is checkout.placeOrder) does
+// not, and each replays as it ran. Telling them apart by their input
+// costs the new checkouts nothing, where the patch's marker is a
+// transaction of its own (docs/performance.md); the patch goes with the
+// last checkout started before this build.
+func (c *Checkout) screening(ctx dbos.Context, in input) (store.Screen, error) {
+	if in.Version < checkoutVersion {
+		if patched, err := dbos.Patch(ctx, patchScreening); err != nil || !patched {
+			return store.Screen{}, err
+		}
+	}
+	if c.cfg.PendingUnitsPerClient == 0 {
+		return store.Screen{}, nil
 	}
 	return store.Screen{Streak: screenStreak, Window: screenWindow}, nil
 }

@@ -101,7 +101,11 @@ func orderOf(output any) int64 {
 	switch o := output.(type) {
 	case store.Placed:
 		return o.Order.ID
+	case placedOutput:
+		return o.Order.ID
 	case shop.Order:
+		return o.ID
+	case orderOutput:
 		return o.ID
 	}
 	return 0

@@ -356,21 +356,21 @@ func settledFields(o *shop.Order) []any {
 		(*msTime)(&o.PaymentDeadline), &o.DispatchSteps, (*msDuration)(&o.DispatchInterval), (*msTime)(&o.PaidAt), (*msTime)(&o.UpdatedAt), &o.Email}
 }
 
-// MarkDispatched moves a PAID order to DISPATCHED: its dispatch's last step.
-func MarkDispatched(ctx context.Context, tx dbos.Querier, orderID int64) error {
-	res, err := tx.Exec(ctx, `
+// MarkDispatched moves a PAID order to DISPATCHED, its dispatch's last
+// step, and returns the order's email address, for its receipt.
+func MarkDispatched(ctx context.Context, tx dbos.Querier, orderID int64) (email string, err error) {
+	err = tx.QueryRow(ctx, `
 		UPDATE orders SET status = $1, dispatched_at_ms = $2, updated_at_ms = $2
-		WHERE order_id = $3 AND status = $4`,
-		shop.StatusDispatched, time.Now().UnixMilli(), orderID, shop.StatusPaid)
+		WHERE order_id = $3 AND status = $4
+		RETURNING email`,
+		shop.StatusDispatched, time.Now().UnixMilli(), orderID, shop.StatusPaid).Scan(&email)
+	if IsNoRows(err) {
+		return "", fmt.Errorf("dispatching order %d: it is not %s", orderID, shop.StatusPaid)
+	}
 	if err != nil {
-		return fmt.Errorf("dispatching order %d: %w", orderID, err)
+		return "", fmt.Errorf("dispatching order %d: %w", orderID, err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n != 1 {
-		return fmt.Errorf("dispatching order %d: it is not %s", orderID, shop.StatusPaid)
-	}
-	return nil
+	return email, nil
 }
 
 func setStatus(ctx context.Context, tx dbos.Querier, orderID int64, from, to shop.OrderStatus, reason string, nowMs int64) error {
