@@ -139,14 +139,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		db.Close()
 		return err
 	}
-	// On PostgreSQL other instances may share the database.
-	stopTakeover := func() {}
-	if db.Postgres != nil && cfg.takeover > 0 {
-		takeoverCtx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); co.TakeOver(takeoverCtx, cfg.executorID, cfg.heartbeat, cfg.takeover) }()
-		stopTakeover = func() { cancel(); <-done }
-	}
+	stopTakeover := startTakeover(ctx, db, co, cfg)
 	// release stops what was started, in reverse, after HTTP.
 	release := func() {
 		stopTakeover() // before DBOS shuts down
@@ -176,17 +169,37 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logge
 		return err
 	case <-ctx.Done():
 	}
-	budget := stopBudget(cfg.http.drain)
+	return shutdownWithinBudget(cfg.http.drain, handler, server, serveErr, release, logger)
+}
+
+// startTakeover, on PostgreSQL, where other instances may share the
+// database, starts taking over the workflows of instances that stopped
+// (when -takeover is set); the function it returns stops that and waits.
+func startTakeover(ctx context.Context, db *store.DB, co *checkout.Checkout, cfg config) (stop func()) {
+	if db.Postgres == nil || cfg.takeover <= 0 {
+		return func() {}
+	}
+	takeoverCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); co.TakeOver(takeoverCtx, cfg.executorID, cfg.heartbeat, cfg.takeover) }()
+	return func() { cancel(); <-done }
+}
+
+// shutdownWithinBudget stops a serving server: not ready at once, still
+// serving for the drain, then HTTP shuts down and release stops the rest.
+// Past the stop budget it returns an error without waiting any more.
+func shutdownWithinBudget(drain time.Duration, handler *web.Server, server *http.Server, serveErr <-chan error, release func(), logger *slog.Logger) error {
+	budget := stopBudget(drain)
 	deadline := time.NewTimer(budget)
 	defer deadline.Stop()
 	// Not ready from now on, but still serving for the drain, so that a
 	// load balancer stops sending requests before the listener closes.
 	handler.Drain()
-	logger.Info("shutting down", "drain", cfg.http.drain, "budget", budget)
+	logger.Info("shutting down", "drain", drain, "budget", budget)
 	stopped := make(chan error, 1)
 	go func() {
 		select {
-		case <-time.After(cfg.http.drain):
+		case <-time.After(drain):
 		case err := <-serveErr:
 			release()
 			stopped <- err

@@ -85,21 +85,28 @@ func ParseSMTPURL(raw string) (SMTPConfig, error) {
 			return SMTPConfig{}, errors.New("SMTP_URL has a password but no user name")
 		}
 	}
-	query := u.Query()
+	if c.From, err = smtpSender(u.Query()); err != nil {
+		return SMTPConfig{}, err
+	}
+	return c, nil
+}
+
+// smtpSender is the sender SMTP_URL's query names in from=, its only
+// parameter.
+func smtpSender(query url.Values) (string, error) {
 	for key := range query {
 		if key != "from" {
-			return SMTPConfig{}, fmt.Errorf("SMTP_URL has an unknown parameter %q: only from= is understood", key)
+			return "", fmt.Errorf("SMTP_URL has an unknown parameter %q: only from= is understood", key)
 		}
 	}
 	from := query.Get("from")
 	if from == "" {
-		return SMTPConfig{}, errors.New("SMTP_URL says no sender: add ?from=shop@example.com")
+		return "", errors.New("SMTP_URL says no sender: add ?from=shop@example.com")
 	}
 	if _, err := ValidateAddress(from); err != nil {
-		return SMTPConfig{}, fmt.Errorf("SMTP_URL's from=: %w", err)
+		return "", fmt.Errorf("SMTP_URL's from=: %w", err)
 	}
-	c.From = from
-	return c, nil
+	return from, nil
 }
 
 // isLoopback reports whether host is this machine, by name or address,

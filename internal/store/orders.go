@@ -78,23 +78,10 @@ type Placed struct {
 // shop.ErrNotFound.
 func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (Placed, error) {
 	units := shop.Units(o.Lines)
-	if o.Screen.Streak > 0 && o.Client != "" {
-		until, err := RefusalStreak(ctx, tx, o.Client, o.Screen.Streak, time.Now().Add(-o.Screen.Window), o.Screen.Window)
-		if err != nil {
-			return Placed{}, err
-		}
-		if !until.IsZero() {
-			return refused(ctx, tx, o.CheckoutID, Placed{Screened: true, HeldUntil: until})
-		}
-	}
-	if o.ClientLimit > 0 && o.Client != "" {
-		held, until, err := pendingUnits(ctx, tx, o.Client)
-		if err != nil {
-			return Placed{}, err
-		}
-		if held+units > o.ClientLimit {
-			return refused(ctx, tx, o.CheckoutID, Placed{Limited: true, Held: held, HeldUntil: until})
-		}
+	if refusal, refuse, err := clientRefusal(ctx, tx, o, units); err != nil {
+		return Placed{}, err
+	} else if refuse {
+		return refused(ctx, tx, o.CheckoutID, refusal)
 	}
 
 	prices, err := productColumn(ctx, tx, "price_cents", o.Lines)
@@ -138,6 +125,35 @@ func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (Placed, error
 		return Placed{Order: order, Unavailable: shortages}, setStatus(ctx, tx, order.ID, shop.StatusPending, shop.StatusCancelled, shop.ReasonOutOfStock, now)
 	}
 	return Placed{Order: order}, nil
+}
+
+// clientRefusal is how PlaceOrder refuses the order's client, if it does:
+// Screened while the screening refuses the client, or else Limited when
+// the order's units would take the client past its limit. refuse is false
+// when neither applies.
+func clientRefusal(ctx context.Context, tx dbos.Querier, o NewOrder, units int) (refusal Placed, refuse bool, err error) {
+	if o.Client == "" {
+		return Placed{}, false, nil
+	}
+	if o.Screen.Streak > 0 {
+		until, err := RefusalStreak(ctx, tx, o.Client, o.Screen.Streak, time.Now().Add(-o.Screen.Window), o.Screen.Window)
+		if err != nil {
+			return Placed{}, false, err
+		}
+		if !until.IsZero() {
+			return Placed{Screened: true, HeldUntil: until}, true, nil
+		}
+	}
+	if o.ClientLimit > 0 {
+		held, until, err := pendingUnits(ctx, tx, o.Client)
+		if err != nil {
+			return Placed{}, false, err
+		}
+		if held+units > o.ClientLimit {
+			return Placed{Limited: true, Held: held, HeldUntil: until}, true, nil
+		}
+	}
+	return Placed{}, false, nil
 }
 
 // refused is what PlaceOrder answers when a limit refuses the checkout:

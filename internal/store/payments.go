@@ -70,57 +70,61 @@ type Settlement struct {
 // its stock back. The same payment or event reported again changes nothing.
 // An unknown order is an error of kind shop.ErrNotFound.
 func SettlePayment(ctx context.Context, tx dbos.Querier, r PaymentReport, now time.Time) (Settlement, error) {
-	var s Settlement
 	if r.EventID != "" {
-		res, err := tx.Exec(ctx, `INSERT INTO payment_events (event_id, received_at_ms) VALUES ($1, $2)
-			ON CONFLICT (event_id) DO NOTHING`, r.EventID, now.UnixMilli())
+		first, err := recordPaymentEvent(ctx, tx, r.EventID, now)
 		if err != nil {
-			return s, fmt.Errorf("recording payment event %s: %w", r.EventID, err)
+			return Settlement{}, err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return s, err
-		} else if n == 0 {
-			s.Replayed = true
+		if !first {
+			s := Settlement{Replayed: true}
 			s.Order, err = r.order(ctx, tx)
 			return s, err
 		}
 	}
-	column, value := r.orderKey()
 	nowMs := now.UnixMilli()
-	var err error
 	if r.Status == shop.PaymentFailed {
-		s.Order, s.Changed, err = cancelPending(ctx, tx, column, value, shop.ReasonPaymentFailed, nowMs)
-		if err != nil {
-			return s, fmt.Errorf("settling payment %s as failed: %w", r.Ref, err)
-		}
-		if !s.Changed {
-			s.Order, err = r.order(ctx, tx)
-		}
-		return s, err
+		return settleFailed(ctx, tx, r, nowMs)
 	}
+	return settlePaid(ctx, tx, r, nowMs)
+}
 
-	if r.Mismatch == "" {
-		err = tx.QueryRow(ctx, `
-		UPDATE orders SET status = $1, paid_at_ms = $2, updated_at_ms = $2
-		WHERE `+column+` = $3 AND status = $4 AND payment_deadline_ms >= $2 AND ($5 = 0 OR total_cents = $5)
-		RETURNING `+settledColumns,
-			shop.StatusPaid, nowMs, value, shop.StatusPending, r.AmountCents).Scan(settledFields(&s.Order)...)
-		s.Changed = err == nil
+// recordPaymentEvent records a provider's event as applied; first is false
+// when it was recorded before, and so applies no more.
+func recordPaymentEvent(ctx context.Context, tx dbos.Querier, eventID string, now time.Time) (first bool, err error) {
+	res, err := tx.Exec(ctx, `INSERT INTO payment_events (event_id, received_at_ms) VALUES ($1, $2)
+			ON CONFLICT (event_id) DO NOTHING`, eventID, now.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("recording payment event %s: %w", eventID, err)
 	}
-	if !s.Changed && (r.Mismatch != "" || IsNoRows(err)) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	return n != 0, nil
+}
+
+// settleFailed cancels the report's order if it is PENDING, putting its
+// stock back; otherwise it reads the order as it stands.
+func settleFailed(ctx context.Context, tx dbos.Querier, r PaymentReport, nowMs int64) (s Settlement, err error) {
+	column, value := r.orderKey()
+	s.Order, s.Changed, err = cancelPending(ctx, tx, column, value, shop.ReasonPaymentFailed, nowMs)
+	if err != nil {
+		return s, fmt.Errorf("settling payment %s as failed: %w", r.Ref, err)
+	}
+	if !s.Changed {
 		s.Order, err = r.order(ctx, tx)
 	}
+	return s, err
+}
+
+// settlePaid moves the report's order to PAID if it can, and records the
+// payment: kept when it paid the order, owed back otherwise.
+func settlePaid(ctx context.Context, tx dbos.Querier, r PaymentReport, nowMs int64) (Settlement, error) {
+	s, err := payPending(ctx, tx, r, nowMs)
 	if err != nil {
-		return s, fmt.Errorf("settling payment %s as paid: %w", r.Ref, err)
+		return s, err
 	}
-	amount := r.AmountCents
-	if amount == 0 {
-		amount = s.Order.TotalCents
-	}
-	mismatch := r.Mismatch
-	if mismatch == "" && amount != s.Order.TotalCents {
-		mismatch = fmt.Sprintf("%d cents taken for an order of %d cents", amount, s.Order.TotalCents)
-	}
+	amount, mismatch := r.takenAgainst(s.Order.TotalCents)
 	refundState := ""
 	if !s.Changed {
 		refundState = shop.RefundDue
@@ -147,6 +151,43 @@ func SettlePayment(ctx context.Context, tx dbos.Querier, r PaymentReport, now ti
 		s.Order.Refund = shop.RefundDue
 	}
 	return s, nil
+}
+
+// payPending moves the report's order from PENDING to PAID if its payment
+// deadline has not passed, the amount is its total and there is no
+// mismatch (Changed); otherwise it reads the order as it stands.
+func payPending(ctx context.Context, tx dbos.Querier, r PaymentReport, nowMs int64) (s Settlement, err error) {
+	column, value := r.orderKey()
+	if r.Mismatch == "" {
+		err = tx.QueryRow(ctx, `
+		UPDATE orders SET status = $1, paid_at_ms = $2, updated_at_ms = $2
+		WHERE `+column+` = $3 AND status = $4 AND payment_deadline_ms >= $2 AND ($5 = 0 OR total_cents = $5)
+		RETURNING `+settledColumns,
+			shop.StatusPaid, nowMs, value, shop.StatusPending, r.AmountCents).Scan(settledFields(&s.Order)...)
+		s.Changed = err == nil
+	}
+	if !s.Changed && (r.Mismatch != "" || IsNoRows(err)) {
+		s.Order, err = r.order(ctx, tx)
+	}
+	if err != nil {
+		return s, fmt.Errorf("settling payment %s as paid: %w", r.Ref, err)
+	}
+	return s, nil
+}
+
+// takenAgainst is the amount the report took (its order's total when it
+// does not say) and why it cannot pay an order of totalCents: the report's
+// own mismatch, or a wrong amount; "" when it can.
+func (r PaymentReport) takenAgainst(totalCents int64) (amount int64, mismatch string) {
+	amount = r.AmountCents
+	if amount == 0 {
+		amount = totalCents
+	}
+	mismatch = r.Mismatch
+	if mismatch == "" && amount != totalCents {
+		mismatch = fmt.Sprintf("%d cents taken for an order of %d cents", amount, totalCents)
+	}
+	return amount, mismatch
 }
 
 // orderKey is the orders column that finds the report's order, and its value.

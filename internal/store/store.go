@@ -187,28 +187,11 @@ const migrationLock = 7263849150
 // migration races on CREATE SCHEMA; on SQLite under the file's write lock.
 func (db *DB) Migrate(ctx context.Context, logger *slog.Logger) error {
 	if db.Postgres != nil {
-		conn, err := db.Postgres.Acquire(ctx)
+		unlock, err := db.takeMigrationLock(ctx)
 		if err != nil {
-			return fmt.Errorf("taking the migration lock: %w", err)
+			return err
 		}
-		defer conn.Release()
-		// Polled, not waited for in one statement: a session waiting in a
-		// statement holds a snapshot, and DBOS's CREATE INDEX CONCURRENTLY
-		// in the lock holder's migration waits for every such snapshot to
-		// go, a deadlock that PostgreSQL does not detect.
-		for locked := false; !locked; {
-			if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, migrationLock).Scan(&locked); err != nil {
-				return fmt.Errorf("taking the migration lock: %w", err)
-			}
-			if !locked {
-				select {
-				case <-ctx.Done():
-					return fmt.Errorf("taking the migration lock: %w", ctx.Err())
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
-		}
-		defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
+		defer unlock()
 		if err := dbos.Migrate(ctx, db.URL, dbos.WithMigrateLogger(logger)); err != nil {
 			return fmt.Errorf("migrating the DBOS system tables: %w", err)
 		}
@@ -217,42 +200,77 @@ func (db *DB) Migrate(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return db.inTx(ctx, func(tx dbos.Querier) error {
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS app_migrations (version INTEGER PRIMARY KEY)`); err != nil {
-			return fmt.Errorf("creating app_migrations: %w", err)
+	return db.inTx(ctx, func(tx dbos.Querier) error { return applyMigrations(ctx, tx, files) })
+}
+
+// takeMigrationLock takes the PostgreSQL advisory lock migrationLock on a
+// connection of its own; unlock gives the lock back and the connection.
+func (db *DB) takeMigrationLock(ctx context.Context) (unlock func(), err error) {
+	conn, err := db.Postgres.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("taking the migration lock: %w", err)
+	}
+	// Polled, not waited for in one statement: a session waiting in a
+	// statement holds a snapshot, and DBOS's CREATE INDEX CONCURRENTLY
+	// in the lock holder's migration waits for every such snapshot to
+	// go, a deadlock that PostgreSQL does not detect.
+	for locked := false; !locked; {
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, migrationLock).Scan(&locked); err != nil {
+			conn.Release()
+			return nil, fmt.Errorf("taking the migration lock: %w", err)
 		}
-		// Every file not applied yet, in order, and not only those above
-		// the highest applied: a build that numbered its migration higher
-		// may have migrated the database before a lower one was merged.
-		versions, err := QueryAll(ctx, tx, func(row dbos.Row) (v int, err error) { return v, row.Scan(&v) },
-			`SELECT version FROM app_migrations`)
+		if !locked {
+			select {
+			case <-ctx.Done():
+				conn.Release()
+				return nil, fmt.Errorf("taking the migration lock: %w", ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return func() {
+		conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock)
+		conn.Release()
+	}, nil
+}
+
+// applyMigrations applies, in tx, the files not recorded in app_migrations
+// yet, in order, and records each.
+func applyMigrations(ctx context.Context, tx dbos.Querier, files []migration) error {
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS app_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("creating app_migrations: %w", err)
+	}
+	// Every file not applied yet, in order, and not only those above
+	// the highest applied: a build that numbered its migration higher
+	// may have migrated the database before a lower one was merged.
+	versions, err := QueryAll(ctx, tx, func(row dbos.Row) (v int, err error) { return v, row.Scan(&v) },
+		`SELECT version FROM app_migrations`)
+	if err != nil {
+		return fmt.Errorf("reading the applied migrations: %w", err)
+	}
+	applied := map[int]bool{}
+	for _, v := range versions {
+		applied[v] = true
+	}
+	for _, m := range files {
+		if applied[m.version] {
+			continue
+		}
+		text, err := fs.ReadFile(migrations, m.path)
 		if err != nil {
-			return fmt.Errorf("reading the applied migrations: %w", err)
+			return err
 		}
-		applied := map[int]bool{}
-		for _, v := range versions {
-			applied[v] = true
+		// One Exec runs the whole file: both drivers take several
+		// statements when there are no arguments, and so a ';' in a
+		// string or a comment needs no parsing here.
+		if _, err := tx.Exec(ctx, string(text)); err != nil {
+			return fmt.Errorf("migration %s: %w", m.path, err)
 		}
-		for _, m := range files {
-			if applied[m.version] {
-				continue
-			}
-			text, err := fs.ReadFile(migrations, m.path)
-			if err != nil {
-				return err
-			}
-			// One Exec runs the whole file: both drivers take several
-			// statements when there are no arguments, and so a ';' in a
-			// string or a comment needs no parsing here.
-			if _, err := tx.Exec(ctx, string(text)); err != nil {
-				return fmt.Errorf("migration %s: %w", m.path, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO app_migrations (version) VALUES ($1)`, m.version); err != nil {
-				return fmt.Errorf("recording migration %s: %w", m.path, err)
-			}
+		if _, err := tx.Exec(ctx, `INSERT INTO app_migrations (version) VALUES ($1)`, m.version); err != nil {
+			return fmt.Errorf("recording migration %s: %w", m.path, err)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // migration is one numbered file of migrations/.
