@@ -44,12 +44,17 @@ bench/demo: ## this shop beside DBOS's own demo shop, interleaved on PostgreSQL,
 # staticcheck's version, pinned (honnef.co/go/tools v0.8.2 is staticcheck
 # 2026.2.2); .ci/run pins the same.
 STATICCHECK_VERSION := v0.8.2
+# No function outside the tests above complexity 15: past it, a function
+# no longer reads as its steps. .ci/run pins the same.
+GOCYCLO_VERSION := v0.6.0
 GOBIN := $(or $(shell go env GOBIN),$(shell go env GOPATH)/bin)
 
-lint: ## vet, staticcheck (installed at its pinned version) and gofmt
+lint: ## vet, staticcheck and gocyclo (installed at their pinned versions) and gofmt
 	go vet ./...
 	go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck ./...
+	go install github.com/fzipp/gocyclo/cmd/gocyclo@$(GOCYCLO_VERSION)
+	$(GOBIN)/gocyclo -over 15 $$(git ls-files '*.go' | grep -v '_test\.go$$')
 	test -z "$$(gofmt -l .)"
 
 ci: ## what CI runs
