@@ -19,6 +19,8 @@ import (
 // that had ended before the patch never reaches it; one waiting for its
 // payment when the patch is deployed reaches it and expires its intent.
 // The name is durable: it is written in every such checkout's history.
+// Checkouts of checkoutVersion, which came with the expiry, have it
+// without asking the patch, so its marker costs them nothing.
 const patchExpireIntent = "expireIntent"
 
 // expireIntent expires the checkout's payment intent at the provider,
@@ -31,14 +33,16 @@ const patchExpireIntent = "expireIntent"
 // and a payment on it is refunded all the same.
 //
 // It costs a checkout paid through the provider that ends unpaid the
-// patch's marker and the step's checkpoint.
-func (c *Checkout) expireIntent(ctx dbos.Context, checkoutID, intentID string) error {
+// step's checkpoint, and one started before checkoutVersion the patch's
+// marker too.
+func (c *Checkout) expireIntent(ctx dbos.Context, checkoutID string, in input, intentID string) error {
 	if intentID == "" || c.provider == nil {
 		return nil
 	}
-	patched, err := dbos.Patch(ctx, patchExpireIntent)
-	if err != nil || !patched {
-		return err
+	if in.Version < checkoutVersion {
+		if patched, err := dbos.Patch(ctx, patchExpireIntent); err != nil || !patched {
+			return err
+		}
 	}
 	// The step's output is why the provider refused, recorded as text:
 	// a replay takes the same path as the run that recorded it.

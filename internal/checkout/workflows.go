@@ -201,7 +201,7 @@ func (c *Checkout) cancel(ctx dbos.Context, checkoutID string, in input, p place
 			c.metrics.timedOut.Inc()
 		}
 	}
-	return orderResult(order.Order), c.expireIntent(ctx, checkoutID, p.intent.ID)
+	return orderResult(order.Order), c.expireIntent(ctx, checkoutID, in, p.intent.ID)
 }
 
 // awaitDispatchDone waits until the paid order's last dispatch step is
