@@ -18,14 +18,14 @@ import (
 	"github.com/widgetstore/widgetstore/internal/logtest"
 )
 
-// previousRelease is the shop as it was released before the checkout
-// screened its orders without the patch's marker (main before that was
-// merged): application version widgetstore-3, whose checkouts start with
-// the marker of the patch "screenOrder". The upgrade tests build it from the
+// previousRelease is the shop as it was released before widgetstore-5:
+// application version widgetstore-4, whose checkouts publish their
+// placement as an event and wait for the payment webhook's word with
+// dbos.Recv. The upgrade tests build it from the
 // repository's history, so that the old binary is the old code itself,
 // not today's code with a switch turned off; the only setting it needs is
 // a clone with that history, which CI's clone of main has.
-const previousRelease = "8e413b8b0dcc7c396a3adddd129fd42be12ea044"
+const previousRelease = "91b00ff120e59a093de0c7131ad5c3f7f14f3327"
 
 var previous struct {
 	once   sync.Once
@@ -83,11 +83,10 @@ func buildRelease(commit string) (string, error) {
 	return out, nil
 }
 
-// The first steps of a checkout on each path: widgetstore-3's records the
-// patch, then places its order, screened; widgetstore-4's places it,
-// screened, its input saying so, and publishes it.
+// The first steps of a checkout on each path: widgetstore-4's places its
+// order and publishes it; widgetstore-5's, for now, the same.
 var (
-	oldPath = []string{"DBOS.patch-screenOrder", "checkout.placeOrder"}
+	oldPath = []string{"checkout.placeOrder", "DBOS.setEvent"}
 	newPath = []string{"checkout.placeOrder", "DBOS.setEvent"}
 )
 
@@ -112,10 +111,8 @@ func checkPaths(t *testing.T, url string, oldKeys, newKeys []string) {
 			for _, step := range steps {
 				names = append(names, step.StepName)
 			}
-			screened := slices.Contains(names, "DBOS.patch-screenOrder")
-			if !slices.Equal(names[:min(len(want), len(names))], want) || screened != slices.Contains(want, "DBOS.patch-screenOrder") ||
-				!slices.Contains(names, "checkout.markDispatched") {
-				t.Errorf("checkout %s took the steps %q, want %q first, the patch's marker once or never, and the dispatch", key, names, want)
+			if !slices.Equal(names[:min(len(want), len(names))], want) || !slices.Contains(names, "checkout.markDispatched") {
+				t.Errorf("checkout %s took the steps %q, want %q first, and the dispatch", key, names, want)
 			}
 		}
 	}
@@ -141,8 +138,8 @@ func checkPaths(t *testing.T, url string, oldKeys, newKeys []string) {
 	for _, v := range versions {
 		names = append(names, v.Name)
 	}
-	if !slices.Equal(names, []string{"widgetstore-4", "widgetstore-3"}) {
-		t.Errorf("application versions, newest first: %q, want widgetstore-4 then widgetstore-3", names)
+	if !slices.Equal(names, []string{"widgetstore-5", "widgetstore-4"}) {
+		t.Errorf("application versions, newest first: %q, want widgetstore-5 then widgetstore-4", names)
 	}
 }
 
@@ -162,8 +159,7 @@ func midDispatch(o order) bool { return o.Status == "PAID" && o.ProgressRemainin
 // checkouts on it, some waiting for their payment and some paid and being
 // dispatched, kills it (SIGKILL) and starts today's shop on the same
 // database: every checkout of the old release finishes on the old path,
-// through the patch's marker, every new one without it, and the books
-// balance.
+// every new one on the new, and the books balance.
 func TestUpgradeWithCheckoutsInFlight(t *testing.T) {
 	t.Parallel()
 	old := previousBinary(t)
@@ -218,11 +214,10 @@ func TestUpgradeWithCheckoutsInFlight(t *testing.T) {
 // either: every one finishes, the old ones on the old path and the new
 // ones on the new, and the books balance.
 //
-// An old instance must not run a new checkout: its code knows neither the
-// input's version nor the contact row (a new checkout recovered there
-// before its first step would lose its email address and be screened
-// through the patch's marker). It never meets one: the new checkouts are
-// widgetstore-4's, and DBOS recovers and dequeues only the workflows of an
+// An old instance must not run a new checkout: its code does not know the
+// input's version, and would take a new checkout recovered there down the
+// old path. It never meets one: the new checkouts are
+// widgetstore-5's, and DBOS recovers and dequeues only the workflows of an
 // instance's own version. When B, old, takes A over, it recovers none of
 // them, and A's restart re-enqueues them for recovery while B is old: only
 // A may take them.

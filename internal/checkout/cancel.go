@@ -19,7 +19,7 @@ import (
 // that had ended before the patch never reaches it; one waiting for its
 // payment when the patch is deployed reaches it and expires its intent.
 // The name is durable: it is written in every such checkout's history.
-// Checkouts of checkoutVersion, which came with the expiry, have it
+// Checkouts of version4 and after, which came with the expiry, have it
 // without asking the patch, so its marker costs them nothing.
 const patchExpireIntent = "expireIntent"
 
@@ -33,13 +33,13 @@ const patchExpireIntent = "expireIntent"
 // and a payment on it is refunded all the same.
 //
 // It costs a checkout paid through the provider that ends unpaid the
-// step's checkpoint, and one started before checkoutVersion the patch's
+// step's checkpoint, and one started before version4 the patch's
 // marker too.
 func (c *Checkout) expireIntent(ctx dbos.Context, checkoutID string, in input, intentID string) error {
 	if intentID == "" || c.provider == nil {
 		return nil
 	}
-	if in.Version < checkoutVersion {
+	if in.Version < version4 {
 		if patched, err := dbos.Patch(ctx, patchExpireIntent); err != nil || !patched {
 			return err
 		}

@@ -42,7 +42,10 @@ import (
 // started by this build (input.Version); the checkouts of widgetstore-3
 // and widgetstore-2 replay through both.
 // Its input and its steps' outputs hold no personal data (record.go).
-const ApplicationVersion = "widgetstore-4"
+//
+// widgetstore-5: the checkout's input says version5 (record.go); the
+// checkouts of widgetstore-4 replay as they ran.
+const ApplicationVersion = "widgetstore-5"
 
 // AdoptedVersions are the older application versions whose workflows this
 // build finishes: the histories of every workflow registered here (the
@@ -53,7 +56,7 @@ const ApplicationVersion = "widgetstore-4"
 // (store.DB.AdoptWorkflows); taking over a silent instance, that
 // instance's. A version is dropped from the list when a build can no
 // longer replay its histories (dbos.DeprecatePatch).
-var AdoptedVersions = []string{"widgetstore-3", "widgetstore-2"}
+var AdoptedVersions = []string{"widgetstore-4", "widgetstore-3", "widgetstore-2"}
 
 // LaunchConfig is what Launch needs besides the database.
 type LaunchConfig struct {

@@ -18,23 +18,33 @@ type input struct {
 	Lines       []shop.Line `json:",omitempty"`
 	ViaProvider bool        `json:",omitempty"`
 	// Version names the step sequence of the build that started the
-	// checkout: 0 for widgetstore-2's and widgetstore-3's, whose
-	// screening comes behind dbos.Patch and whose dispatch waits in a
-	// durable sleep; checkoutVersion for this build's, which has neither
-	// checkpoint (screening, awaitDispatchDone).
+	// checkout (the versions below); 0 for widgetstore-2's and
+	// widgetstore-3's.
 	Version int `json:",omitempty"`
 	// Contact says that the request saved the checkout's contact.
 	Contact bool `json:",omitempty"`
-	// Email and Client are the contact as the builds before
-	// checkoutVersion recorded it, in the input itself; this build never
-	// sets them.
+	// Email and Client are the contact as the builds before version4
+	// recorded it, in the input itself; this build never sets them.
 	Email  string `json:",omitempty"`
 	Client string `json:",omitempty"`
 }
 
-// checkoutVersion is input.Version for the checkouts this build starts:
-// widgetstore-4's.
-const checkoutVersion = 4
+// The step sequences that input.Version names. A checkout replays on the
+// path of the version that started it; the paths of the older versions go
+// once no checkout of theirs can be pending (docs/design.md, "Changing a
+// workflow").
+const (
+	// version4, widgetstore-4's: the screening without dbos.Patch's marker
+	// (screening), the dispatch waited for without a durable sleep
+	// (awaitDispatchDone), the payment intent expired without the patch
+	// "expireIntent" (expireIntent). Before it, 0: both patches and the
+	// sleep.
+	version4 = 4
+	// version5, widgetstore-5's.
+	version5 = 5
+	// checkoutVersion is input.Version for the checkouts this build starts.
+	checkoutVersion = version5
+)
 
 // lines is what the checkout buys, cart or not.
 func (in input) lines() []shop.Line {
@@ -46,7 +56,7 @@ func (in input) lines() []shop.Line {
 
 // orderOutput is an order as a step's output records it: without its
 // email address, saying only whether it has one. An output recorded by a
-// build before checkoutVersion has the address itself.
+// build before version4 has the address itself.
 type orderOutput struct {
 	shop.Order
 	Receipts bool `json:",omitempty"`

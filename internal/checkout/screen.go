@@ -42,7 +42,7 @@ const (
 // transaction of its own (docs/performance.md); the patch goes with the
 // last checkout started before this build.
 func (c *Checkout) screening(ctx dbos.Context, in input) (store.Screen, error) {
-	if in.Version < checkoutVersion {
+	if in.Version < version4 {
 		if patched, err := dbos.Patch(ctx, patchScreening); err != nil || !patched {
 			return store.Screen{}, err
 		}

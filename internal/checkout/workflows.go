@@ -136,6 +136,7 @@ func (c *Checkout) placeOrder(ctx context.Context, tx dbos.Tx, checkoutID string
 		Client:           contact.Client,
 		ClientLimit:      c.cfg.PendingUnitsPerClient,
 		Screen:           screen,
+		CheckoutVersion:  in.Version,
 	})
 	return recordedPlaced(p), err
 }
@@ -208,11 +209,11 @@ func (c *Checkout) cancel(ctx dbos.Context, checkoutID string, in input, p place
 // due. The time is counted from the payment time the checkout recorded
 // (the word its Recv consumed, or cancelUnpaid's output), so a restart
 // waits only what is left without a checkpoint of its own; the checkouts
-// of the builds before checkoutVersion took a durable sleep here (a step,
+// of the builds before version4 took a durable sleep here (a step,
 // DBOS.sleep), and replay it.
 func (c *Checkout) awaitDispatchDone(ctx dbos.Context, in input, order shop.Order) error {
 	wait := time.Until(order.DispatchDone())
-	if in.Version < checkoutVersion {
+	if in.Version < version4 {
 		_, err := sleep(ctx, c, order.ID, wait)
 		return err
 	}

@@ -38,6 +38,9 @@ type NewOrder struct {
 	// orders, all placed within Window, were all refused by the payment
 	// provider (RefusalStreak).
 	Screen Screen
+	// CheckoutVersion is the step sequence of the checkout placing it
+	// (the orders' checkout_version).
+	CheckoutVersion int
 }
 
 // Screen is the screening of a client's order: see NewOrder.
@@ -97,12 +100,12 @@ func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (Placed, error
 	}
 	err = tx.QueryRow(ctx, `
 		INSERT INTO orders (checkout_id, payment_id, product_id, quantity, total_cents, status, payment_deadline_ms,
-			dispatch_steps, dispatch_interval_ms, created_at_ms, updated_at_ms, client, email)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)
+			dispatch_steps, dispatch_interval_ms, created_at_ms, updated_at_ms, client, email, checkout_version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)
 		ON CONFLICT (checkout_id) DO NOTHING
 		RETURNING order_id`,
 		o.CheckoutID, o.PaymentID, order.ProductID, units, order.TotalCents, shop.StatusPending, o.PaymentDeadline.UnixMilli(),
-		o.DispatchSteps, o.DispatchInterval.Milliseconds(), now, o.Client, o.Email).Scan(&order.ID)
+		o.DispatchSteps, o.DispatchInterval.Milliseconds(), now, o.Client, o.Email, o.CheckoutVersion).Scan(&order.ID)
 	if IsNoRows(err) {
 		// The key's order exists already.
 		existing, err := OrderByCheckoutID(ctx, tx, o.CheckoutID)
