@@ -85,14 +85,14 @@ func TestPageShowsCheckpointsAcrossKill(t *testing.T) {
 	do("clicking Buy", chromedp.Click(chromedp.CSS(`.product[data-product-id="1"] .buy`)))
 	wait("the payment id", `!!document.querySelector('#payment-id')?.textContent`)
 	do("paying", chromedp.Click(chromedp.CSS("#pay")))
-	wait("the payment's checkpoint, the dispatch under way", listed("DBOS.recv")+` === 1 && `+listed("checkout.markDispatched")+` === 0`)
+	wait("the payment's checkpoint, the dispatch under way", listed("checkout.settlement")+` === 1 && `+listed("checkout.markDispatched")+` === 0`)
 
 	s.kill()
 	wait("the page to see the server gone", `!!document.querySelector('#checkpoints li.down')`)
 	s.run()
 	wait("the server back, the restart, and the dispatch finished", `!!document.querySelector('#checkpoints li.up') && `+
 		`!!document.querySelector('#checkpoints li.restart') && `+listed("checkout.markDispatched")+` === 1`)
-	for _, name := range []string{"checkout.placeOrder", "DBOS.setEvent", "DBOS.recv"} {
+	for _, name := range []string{"checkout.placeOrder", "DBOS.setEvent", "checkout.settlement"} {
 		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](listed(name)))
 		if err != nil || n != 1 {
 			t.Errorf("%s is listed %d times (%v), want once: the restart must not run it again", name, n, err)

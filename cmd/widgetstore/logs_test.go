@@ -11,9 +11,9 @@ import (
 )
 
 // TestJSONLogsOnly runs the real binary, under its supervisor, with
-// -log-format json: it serves purchases and bad requests, DBOS logs an
-// unpaid checkout's timeout, its server is
-// killed by the crash button and restarted, and it stops on SIGTERM; a
+// -log-format json: it serves purchases and bad requests, it logs an
+// unpaid checkout's timeout, its server is killed by the crash button and
+// restarted, and it stops on SIGTERM; a
 // second one fails to start on the address taken. Every line either wrote,
 // on stdout and stderr, is a JSON record with a time, a level and a
 // message.
@@ -37,8 +37,7 @@ func TestJSONLogsOnly(t *testing.T) {
 	post("/payment_webhook/" + payment + "/paid")
 	post("/payment_webhook/pay_nope/paid") // a 400
 	post("/checkout/json-logs-unpaid")
-	// DBOS's own line, at WARN, for the wait that times out.
-	shop.stderr.wait(t, "DBOS's line for the unpaid checkout", func(line string) bool { return strings.Contains(line, "Recv() timeout") })
+	shop.stderr.wait(t, "the line for the unpaid checkout", func(line string) bool { return strings.Contains(line, "no payment by the deadline") })
 	post("/crash_application")
 	shop.stderr.wait(t, "the supervisor's restart", func(line string) bool { return strings.Contains(line, "restarting") })
 	addr = shop.addr(t, 2)

@@ -114,7 +114,7 @@ func TestTracesAPurchase(t *testing.T) {
 			}
 			// Each step of the purchase, in the order it ran, under the
 			// request's span.
-			wantSteps := []string{"checkout.placeOrder", "DBOS.recv", "checkout.sendReceipt", "checkout.markDispatched", "checkout.sendReceipt"}
+			wantSteps := []string{"checkout.placeOrder", "checkout.settlement", "checkout.sendReceipt", "checkout.markDispatched", "checkout.sendReceipt"}
 			var steps []string
 			for _, s := range spans.children(request) {
 				steps = append(steps, s.Name)

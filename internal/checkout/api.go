@@ -295,9 +295,10 @@ func (c *Checkout) HandleEvent(ctx context.Context, e payment.Event) (store.Sett
 	return s, nil
 }
 
-// settle applies a payment report in one transaction with the word to the
-// order's checkout, then starts the refund of a payment the order did not
-// keep.
+// settle applies a payment report, and wakes the order's checkout: in
+// the same transaction, with the word, a checkout before version5; after
+// it, one waiting here (settlements). Then it starts the refund of a
+// payment the order did not keep.
 func (c *Checkout) settle(ctx context.Context, r store.PaymentReport) (store.Settlement, error) {
 	var s store.Settlement
 	err := c.db.InTx(ctx, func(tx dbos.Tx) error {
@@ -311,6 +312,9 @@ func (c *Checkout) settle(ctx context.Context, r store.PaymentReport) (store.Set
 				return err
 			}
 		}
+		if s.Order.CheckoutVersion >= version5 {
+			return nil // its checkout reads the order's row (awaitSettlement)
+		}
 		word := paymentWord{Status: r.Status, PaidAt: s.Order.PaidAt}
 		if err := dbos.Send(c.dbosCtx, s.Order.CheckoutID, word, topicPayment,
 			dbos.WithSendTransaction(tx), dbos.WithIdempotencyKey(r.Ref)); err != nil {
@@ -321,6 +325,9 @@ func (c *Checkout) settle(ctx context.Context, r store.PaymentReport) (store.Set
 	if err != nil {
 		c.metrics.paymentReported(s.Order, false, err) // rolled back
 		return s, err
+	}
+	if s.Changed {
+		c.settlements.settled(s.Order.ID)
 	}
 	c.metrics.paymentReported(s.Order, s.Changed, settled(s.Order, r.Status))
 	if s.Mismatch != "" {

@@ -65,9 +65,9 @@ func (c *Checkout) expireIntent(ctx dbos.Context, checkoutID string, in input, i
 
 // CancelByKey cancels, for its customer, the order of the checkout of an
 // idempotency key while it awaits payment, and returns it: in one
-// transaction its stock goes back and the checkout is told, as the payment
-// webhook tells it (see settle), so that it stops waiting and expires its
-// payment intent. A payment that still comes is refunded. An order
+// transaction its stock goes back, and the checkout is told, as the
+// payment webhook tells it (see settle), so that it stops waiting and
+// expires its payment intent. A payment that still comes is refunded. An order
 // cancelled already, for whatever reason, is answered as it is; one paid
 // is an error of kind shop.ErrConflict, an unknown key one of kind
 // shop.ErrNotFound. The key is the customer's secret: knowing it is what
@@ -81,8 +81,8 @@ func (c *Checkout) CancelByKey(ctx context.Context, key string) (Found, error) {
 		var changed bool
 		var err error
 		order, changed, err = store.CancelCheckout(ctx, tx, key, shop.ReasonCustomer)
-		if err != nil || !changed {
-			return err
+		if err != nil || !changed || order.CheckoutVersion >= version5 {
+			return err // a checkout of version5 reads the order's row
 		}
 		// The word a refused payment sends: a checkout of the last release
 		// reads it as cancelled too.
@@ -95,6 +95,7 @@ func (c *Checkout) CancelByKey(ctx context.Context, key string) (Found, error) {
 	if err != nil {
 		return Found{}, err
 	}
+	c.settlements.settled(order.ID)
 	if order.Status != shop.StatusCancelled {
 		return Found{}, shop.Errorf(shop.ErrConflict, "order %d is %s: it can no longer be cancelled", order.ID, order.Status)
 	}

@@ -29,7 +29,8 @@ const (
 	// EventPlaced is the checkout's event that tells the client what was
 	// placed: the payment id, or why there is none (see placement).
 	EventPlaced = "placed"
-	// topicPayment carries the payment webhook's word to the checkout.
+	// topicPayment carries the payment webhook's word to the checkouts
+	// before version5, which wait for it (awaitWord).
 	topicPayment = "payment"
 )
 
@@ -86,6 +87,9 @@ type Checkout struct {
 	takeoverMetrics takeoverMetrics
 	// knownProducts holds the ids of products seen in the catalog.
 	knownProducts sync.Map
+	// settlements wakes the checkouts waiting here for their orders'
+	// payment (settlement.go).
+	settlements   settlements
 	watch         watch
 	stopWatch     func() // stops runWatch and runProbe and waits for them
 	retention     Retention

@@ -154,6 +154,7 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	var watching sync.WaitGroup
 	watching.Go(func() { c.runWatch(watchCtx) })
 	watching.Go(func() { c.runProbe(watchCtx) })
+	watching.Go(func() { c.pollSettlements(watchCtx) })
 	c.stopWatch = func() { cancel(); watching.Wait() }
 	return c, nil
 }
@@ -197,8 +198,8 @@ func (c *Checkout) Shutdown(timeout time.Duration) error {
 }
 
 // DBOSLogger is what DBOS gets of the app's logger: DBOS logs at INFO per
-// workflow and at WARN per wait that times out (every unpaid order does),
-// so Warn keeps what matters.
+// workflow (and at WARN per Recv that times out: every unpaid order of a
+// checkout before version5), so Warn keeps what matters.
 func DBOSLogger(logger *slog.Logger) *slog.Logger { return slog.New(warnOnly{logger.Handler()}) }
 
 // warnOnly passes on records at Warn and above.

@@ -38,7 +38,10 @@ func rewindable(w dbos.WorkflowStatus) bool {
 // reported between the rewind and the read of the order sends its own
 // word too: the checkout takes one and leaves the other unread. The other
 // caveat, that a replayed Send is delivered twice, does not arise: no
-// checkout step sends (the webhook does, outside the workflow).
+// checkout step sends (the webhook does, outside the workflow). All of
+// this is of the checkouts before version5: a checkout of version5 waits
+// on its order's row, which the rewind leaves as it is, and its replayed
+// wait is woken by the poll of the settlements (settlement.go).
 func (c *Checkout) Rewind(ctx context.Context, id string, startStep int) error {
 	d, err := c.Workflow(ctx, id)
 	if err != nil {
@@ -74,8 +77,8 @@ func (c *Checkout) Rewind(ctx context.Context, id string, startStep int) error {
 	if err != nil {
 		return fmt.Errorf("reading the order of rewound checkout %s: %w", id, err)
 	}
-	if order.Status != shop.StatusPaid {
-		return nil // a payment reported from now on sends its own word
+	if order.Status != shop.StatusPaid || order.CheckoutVersion >= version5 {
+		return nil // a payment reported from now on sends its own word; a checkout of version5 reads the row
 	}
 	word := paymentWord{Status: shop.PaymentPaid, PaidAt: order.PaidAt}
 	if err := dbos.Send(dbos.From(c.dbosCtx, ctx), id, word, topicPayment); err != nil {

@@ -73,7 +73,7 @@ func TestTracedCheckoutRecovered(t *testing.T) {
 				names = append(names, s.Name)
 			}
 		}
-		if want := []string{"checkout.placeOrder", "DBOS.recv", "checkout.markDispatched"}; !slices.Equal(names, want) {
+		if want := []string{"checkout.placeOrder", "checkout.settlement", "checkout.markDispatched"}; !slices.Equal(names, want) {
 			t.Errorf("the recovered checkout's spans: %q, want %q", names, want)
 		}
 		for _, s := range spans.GetSpans() {

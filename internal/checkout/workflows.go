@@ -53,12 +53,11 @@ type paymentWord struct {
 // deadline, and then dispatches the order or cancels it.
 //
 // It costs, paid and dispatched: the workflow's row, placeOrder, the
-// placement event, the payment wait (its deadline and the word it
-// consumes), markDispatched, and the workflow's outcome; the webhook's
-// transaction settles the order and sends the word. A cart paid through
-// the provider adds createIntent, and an order with an email address a
-// sendReceipt step per receipt. docs/performance.md counts their
-// statements.
+// placement event, the settlement (the order as its payment left it),
+// markDispatched, and the workflow's outcome; the webhook's transaction
+// settles the order. A cart paid through the provider adds createIntent,
+// and an order with an email address a sendReceipt step per receipt.
+// docs/performance.md counts their statements.
 func (c *Checkout) checkout(ctx dbos.Context, in input) (Result, error) {
 	checkoutID, err := dbos.GetWorkflowID(ctx)
 	if err != nil {
@@ -66,8 +65,9 @@ func (c *Checkout) checkout(ctx dbos.Context, in input) (Result, error) {
 	}
 	defer c.watch.noteReturned(checkoutID)
 	c.metrics.started.Inc()
-
 	outcome, err := c.place(ctx, checkoutID, in)
+	settledWake, stopWaiting := c.awaitedSettlement(outcome)
+	defer stopWaiting()
 	// Published even when it failed: the waiting client is told now
 	// rather than at its timeout.
 	if err := errors.Join(err, dbos.SetEvent(ctx, EventPlaced, publication(in, outcome))); err != nil {
@@ -77,15 +77,14 @@ func (c *Checkout) checkout(ctx dbos.Context, in input) (Result, error) {
 	if !ok || awaiting.order.Status != shop.StatusPending {
 		return outcome.result(), nil
 	}
-	word, err := c.awaitPayment(ctx, awaiting.order.Order)
+	settled, err := c.awaitSettlement(ctx, in, awaiting.order, settledWake)
 	if err != nil {
 		return Result{}, err
 	}
-	if word.Status == shop.PaymentPaid {
-		awaiting.order.PaidAt, awaiting.order.Status = word.PaidAt, shop.StatusPaid
-		return c.dispatch(ctx, in, awaiting.order)
+	if settled.Status == shop.StatusPaid || settled.Status == shop.StatusDispatched {
+		return c.dispatch(ctx, in, settled)
 	}
-	return c.cancel(ctx, checkoutID, in, awaiting, word)
+	return orderResult(settled.Order), c.expireIntent(ctx, checkoutID, in, awaiting.intent.ID)
 }
 
 // place places the checkout's order (the step checkout.placeOrder) and,
@@ -168,41 +167,81 @@ func (c *Checkout) createIntent(ctx dbos.Context, checkoutID string, order order
 	return placed{order: order}, nil // a payment got to it first: it goes on as paid
 }
 
-// awaitPayment waits for the payment webhook's word on the order, until
-// its payment deadline: a zero word when none came. The webhook settles the
-// order itself and sends its word in the same transaction (see Pay); the
-// deadline of this wait is checkpointed, so a restart waits only what is
-// left.
-func (c *Checkout) awaitPayment(ctx dbos.Context, order shop.Order) (paymentWord, error) {
-	word, err := recv[paymentWord](ctx, c, order.ID, topicPayment, time.Until(order.PaymentDeadline))
-	if err != nil && !isTimeout(err) {
-		return paymentWord{}, err
+// awaitSettlement waits until the order is settled (paid, refused, or
+// cancelled by its customer: the webhook's transaction, or CancelByKey's,
+// writes its row) or its payment deadline passes, and returns it as it
+// then is: the step checkout.settlement reads it, and cancels it if it is
+// still pending, its deadline passed. The deadline is the order's, which
+// placeOrder recorded, so a restart waits only what is left; a wake is
+// only a signal (settlements), and a restart is woken by the poll.
+// Checkouts before version5 wait for the webhook's word instead
+// (awaitWord).
+func (c *Checkout) awaitSettlement(ctx dbos.Context, in input, order orderOutput, wake <-chan struct{}) (orderOutput, error) {
+	if in.Version < version5 {
+		return c.awaitWord(ctx, order)
 	}
-	return word, nil
+	deadline := time.NewTimer(time.Until(order.PaymentDeadline))
+	defer deadline.Stop()
+	select {
+	case <-wake:
+	case <-deadline.C:
+	case <-ctx.Done():
+		return orderOutput{}, ctx.Err()
+	}
+	settled, err := runTransaction(ctx, c, "checkout.settlement", order.ID, func(ctx context.Context, tx dbos.Tx) (orderOutput, error) {
+		o, err := store.CancelUnpaid(ctx, tx, order.ID, shop.ReasonPaymentTimeout)
+		return recorded(o), err
+	})
+	if err == nil {
+		c.noteTimeout(settled)
+	}
+	return settled, err
 }
 
-// cancel ends the checkout of an order that was not paid. A refused
-// payment or the customer's cancel (CancelByKey) cancelled the order in the
-// transaction that sent the word; with no word by the deadline the order
-// is cancelled now, unless a payment got to it first, in which case it
-// goes on as paid. The payment intent of a cancelled order is expired.
-func (c *Checkout) cancel(ctx dbos.Context, checkoutID string, in input, p placed, word paymentWord) (Result, error) {
-	order := p.order
-	order.Status = shop.StatusCancelled
-	if word.Status == "" {
-		var err error
-		if order, err = c.cancelUnpaid(ctx, p.order, shop.ReasonPaymentTimeout); err != nil {
-			return Result{}, err
-		}
-		if order.Status == shop.StatusPaid {
-			return c.dispatch(ctx, in, order)
-		}
-		// A refusal that got to the order first was counted by Pay.
-		if order.Status == shop.StatusCancelled && order.CancelReason == shop.ReasonPaymentTimeout {
-			c.metrics.timedOut.Inc()
-		}
+// awaitedSettlement registers the checkout as waiting for the settlement
+// of its order, when one was placed awaiting payment: before the payment
+// id is published, so that no payment reported to this process comes
+// before it.
+func (c *Checkout) awaitedSettlement(o outcome) (wake <-chan struct{}, stop func()) {
+	if p, ok := o.(placed); ok && p.order.Status == shop.StatusPending {
+		return c.settlements.wait(p.order.ID)
 	}
-	return orderResult(order.Order), c.expireIntent(ctx, checkoutID, in, p.intent.ID)
+	return nil, func() {}
+}
+
+// awaitWord is the wait of the checkouts before version5: for the payment
+// webhook's word on the order (dbos.Recv, its deadline checkpointed),
+// sent in the transaction that settled the order; with no word by the
+// deadline, the order is cancelled now (cancelUnpaid), unless a payment
+// got to it first.
+func (c *Checkout) awaitWord(ctx dbos.Context, order orderOutput) (orderOutput, error) {
+	word, err := recv[paymentWord](ctx, c, order.ID, topicPayment, time.Until(order.PaymentDeadline))
+	if err != nil && !isTimeout(err) {
+		return orderOutput{}, err
+	}
+	switch word.Status {
+	case shop.PaymentPaid:
+		order.PaidAt, order.Status = word.PaidAt, shop.StatusPaid
+		return order, nil
+	case "":
+		cancelled, err := c.cancelUnpaid(ctx, order, shop.ReasonPaymentTimeout)
+		if err == nil {
+			c.noteTimeout(cancelled)
+		}
+		return cancelled, err
+	default: // refused, or cancelled by the customer, in the word's transaction
+		order.Status = shop.StatusCancelled
+		return order, nil
+	}
+}
+
+// noteTimeout logs and counts an order that its deadline cancelled; a
+// refusal that got to the order first was counted by settle.
+func (c *Checkout) noteTimeout(order orderOutput) {
+	if order.Status == shop.StatusCancelled && order.CancelReason == shop.ReasonPaymentTimeout {
+		c.logger.Info("no payment by the deadline: the order is cancelled and its stock released", "checkout", order.CheckoutID, "order", order.ID)
+		c.metrics.timedOut.Inc()
+	}
 }
 
 // awaitDispatchDone waits until the paid order's last dispatch step is

@@ -173,6 +173,10 @@ type Order struct {
 	DispatchInterval time.Duration
 	PaidAt           time.Time
 	UpdatedAt        time.Time
+	// CheckoutVersion is the step sequence of the checkout that placed
+	// the order (the checkout's input version): what waits for its
+	// payment, and what dispatches it, follow from it.
+	CheckoutVersion int `json:",omitempty"`
 }
 
 // DispatchDone is when the dispatch of a paid order has taken its last step.

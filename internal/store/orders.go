@@ -94,7 +94,7 @@ func PlaceOrder(ctx context.Context, tx dbos.Querier, o NewOrder) (Placed, error
 	now := time.Now().UnixMilli()
 	order := shop.Order{CheckoutID: o.CheckoutID, PaymentID: o.PaymentID, ProductID: o.Lines[0].ProductID, Quantity: units,
 		Email: o.Email, Status: shop.StatusPending, PaymentDeadline: time.UnixMilli(o.PaymentDeadline.UnixMilli()),
-		DispatchSteps: o.DispatchSteps, DispatchInterval: o.DispatchInterval}
+		DispatchSteps: o.DispatchSteps, DispatchInterval: o.DispatchInterval, CheckoutVersion: o.CheckoutVersion}
 	for _, l := range o.Lines {
 		order.TotalCents += prices[l.ProductID] * int64(l.Quantity)
 	}
@@ -366,13 +366,14 @@ func cancelPending(ctx context.Context, tx dbos.Querier, column string, value an
 
 // settledColumns are what a write that settles an order returns of it.
 const settledColumns = `order_id, checkout_id, payment_id, product_id, quantity, total_cents, status, cancel_reason,
-	payment_deadline_ms, dispatch_steps, dispatch_interval_ms, COALESCE(paid_at_ms, 0), updated_at_ms, email`
+	payment_deadline_ms, dispatch_steps, dispatch_interval_ms, COALESCE(paid_at_ms, 0), updated_at_ms, email, checkout_version`
 
 // settledFields are where settledColumns are scanned to; the times are
 // converted by the scanner types below.
 func settledFields(o *shop.Order) []any {
 	return []any{&o.ID, &o.CheckoutID, &o.PaymentID, &o.ProductID, &o.Quantity, &o.TotalCents, &o.Status, &o.CancelReason,
-		(*msTime)(&o.PaymentDeadline), &o.DispatchSteps, (*msDuration)(&o.DispatchInterval), (*msTime)(&o.PaidAt), (*msTime)(&o.UpdatedAt), &o.Email}
+		(*msTime)(&o.PaymentDeadline), &o.DispatchSteps, (*msDuration)(&o.DispatchInterval), (*msTime)(&o.PaidAt), (*msTime)(&o.UpdatedAt), &o.Email,
+		&o.CheckoutVersion}
 }
 
 // MarkDispatched moves a PAID order to DISPATCHED, its dispatch's last
@@ -413,7 +414,7 @@ func setStatus(ctx context.Context, tx dbos.Querier, orderID int64, from, to sho
 // operator must refund, then one being refunded, then one refunded.
 const orderColumns = `o.order_id, o.checkout_id, o.payment_id, o.product_id, p.product, o.quantity,
 	o.total_cents, o.status, o.cancel_reason, o.payment_deadline_ms, o.dispatch_steps, o.dispatch_interval_ms,
-	COALESCE(o.paid_at_ms, 0), o.updated_at_ms, o.email,
+	COALESCE(o.paid_at_ms, 0), o.updated_at_ms, o.email, o.checkout_version,
 	COALESCE((SELECT refund_state FROM payments r WHERE r.order_id = o.order_id AND r.refund_state <> ''
 		ORDER BY CASE refund_state WHEN 'attention' THEN 0 WHEN 'due' THEN 1 ELSE 2 END LIMIT 1), '')`
 
@@ -423,7 +424,7 @@ func scanOrder(row dbos.Row) (shop.Order, error) {
 	var o shop.Order
 	err := row.Scan(&o.ID, &o.CheckoutID, &o.PaymentID, &o.ProductID, &o.ProductName, &o.Quantity,
 		&o.TotalCents, &o.Status, &o.CancelReason, (*msTime)(&o.PaymentDeadline), &o.DispatchSteps,
-		(*msDuration)(&o.DispatchInterval), (*msTime)(&o.PaidAt), (*msTime)(&o.UpdatedAt), &o.Email, &o.Refund)
+		(*msDuration)(&o.DispatchInterval), (*msTime)(&o.PaidAt), (*msTime)(&o.UpdatedAt), &o.Email, &o.CheckoutVersion, &o.Refund)
 	return o, err
 }
 
@@ -503,4 +504,28 @@ func OrderLines(ctx context.Context, q dbos.Querier, orderID int64) ([]shop.Orde
 		return nil, fmt.Errorf("reading the lines of order %d: %w", orderID, err)
 	}
 	return lines, nil
+}
+
+// SettledOrders returns which of the orders ids (at most size) are no
+// longer PENDING. The list is padded to size with an id no order has, so
+// that the statement's text is the same whatever the number asked.
+func SettledOrders(ctx context.Context, q dbos.Querier, ids []int64, size int) ([]int64, error) {
+	if len(ids) > size {
+		return nil, fmt.Errorf("looking up %d orders, more than the %d asked at once", len(ids), size)
+	}
+	args := make([]any, size+1)
+	marks := make([]string, size)
+	args[0] = shop.StatusPending
+	for i := range size {
+		args[i+1], marks[i] = int64(0), "$"+strconv.Itoa(i+2)
+		if i < len(ids) {
+			args[i+1] = ids[i]
+		}
+	}
+	settled, err := QueryAll(ctx, q, func(row dbos.Row) (id int64, err error) { return id, row.Scan(&id) },
+		`SELECT order_id FROM orders WHERE status <> $1 AND order_id IN (`+strings.Join(marks, ", ")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("looking up %d orders: %w", len(ids), err)
+	}
+	return settled, nil
 }

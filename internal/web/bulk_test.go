@@ -25,7 +25,7 @@ func TestConsoleBulk(t *testing.T) {
 		keys := []string{"bulk-a-1", "bulk-a-2", "bulk-a-3", "bulk-b-1"}
 		for _, key := range keys {
 			s.do(t, "POST", "/checkout/"+key, "")
-			op.waitWorkflow(t, key, "its payment wait", func(v workflowView) bool { return v.stepID("DBOS.sleep") >= 0 })
+			op.waitWorkflow(t, key, "its order placed", func(v workflowView) bool { return v.stepID("checkout.placeOrder") >= 0 })
 		}
 		statuses := func() []string {
 			var out []string

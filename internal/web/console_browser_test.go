@@ -111,12 +111,12 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	b.do("opening "+rewoundKey, chromedp.Navigate(s.URL+"/console#wf="+rewoundKey))
 	b.waitJS("the failed checkout with Rewind offered", textJS("#d-id")+` === '`+rewoundKey+`' && `+textJS("#d-status")+
-		` === 'ERROR' && !!document.querySelector('#steps-body tr[data-step-name="DBOS.recv"] button.rewind')`, dispatchTimeout)
+		` === 'ERROR' && !!document.querySelector('#steps-body tr[data-step-name="checkout.settlement"] button.rewind')`, dispatchTimeout)
 	if b.visible(`#steps-body tr[data-step-name="checkout.placeOrder"] button.rewind`) {
 		b.fatalf("the failed checkout offers a rewind to placeOrder, which would place its order again")
 	}
 	repair()
-	b.do("clicking Rewind on its wait", chromedp.Click(chromedp.CSS(`#steps-body tr[data-step-name="DBOS.recv"] button.rewind`)))
+	b.do("clicking Rewind on its wait", chromedp.Click(chromedp.CSS(`#steps-body tr[data-step-name="checkout.settlement"] button.rewind`)))
 	b.waitJS("the confirmation", visibleJS("#confirm"), waitTimeout)
 	b.do("confirming the rewind", chromedp.Click(chromedp.CSS("#confirm-yes")))
 	b.waitJS("the rewound checkout, finished under its own id, its order DISPATCHED", textJS("#d-id")+` === '`+rewoundKey+`' && `+
@@ -167,7 +167,7 @@ func TestBrowserDurability(t *testing.T) {
 		visibleJS(`#checkpoints li[data-name="checkout.placeOrder"]`)+` && `+visibleJS(`#checkpoints li[data-name="DBOS.setEvent"]`)+
 		` && `+visibleJS("#durability-invite"), waitTimeout)
 	b.do("clicking Confirm payment", chromedp.Click(chromedp.CSS("#pay")))
-	b.waitJS("the payment and dispatch checkpoints", visibleJS(`#checkpoints li[data-name="DBOS.recv"]`)+` && `+
+	b.waitJS("the payment and dispatch checkpoints", visibleJS(`#checkpoints li[data-name="checkout.settlement"]`)+` && `+
 		visibleJS(`#checkpoints li[data-name="checkout.markDispatched"]`)+` && !`+visibleJS("#durability-invite"), dispatchTimeout)
 	if n := runT(b, "counting the placeOrder checkpoints", chromedp.Evaluate[int](
 		`document.querySelectorAll('#checkpoints li[data-name="checkout.placeOrder"]').length`)); n != 1 {

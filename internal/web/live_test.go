@@ -101,7 +101,7 @@ func TestCheckoutProgress(t *testing.T) {
 		// Each event differs from the one before; the last has the dispatch.
 		for p = next(); p.Status != "SUCCESS"; p = next() {
 		}
-		if !p.has("DBOS.recv") || !p.has("checkout.markDispatched") || p.Order == nil || p.Order.Status != "DISPATCHED" {
+		if !p.has("checkout.settlement") || !p.has("checkout.markDispatched") || p.Order == nil || p.Order.Status != "DISPATCHED" {
 			t.Errorf("the last event: %+v", p)
 		}
 

@@ -18,6 +18,7 @@
     'checkout.placeOrder': 'Order placed and stock reserved',
     'DBOS.setEvent': 'Payment id handed to your browser',
     'DBOS.recv': 'Payment received',
+    'checkout.settlement': 'Payment settled: paid, refused, or its time ran out',
     'DBOS.sleep': 'Durable timer set (it survives a restart)',
     'checkout.cancelUnpaid': 'Unpaid order cancelled, stock released',
     'checkout.markDispatched': 'Order dispatched',
