@@ -1,0 +1,88 @@
+package checkout_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
+	"github.com/widgetstore/widgetstore/internal/checkout"
+	"github.com/widgetstore/widgetstore/internal/dbtest"
+	"github.com/widgetstore/widgetstore/internal/shop"
+	"github.com/widgetstore/widgetstore/internal/store"
+)
+
+// TestCheckoutWokenBySettlementElsewhere, on both engines: an order settled
+// by a transaction of another process (here, store.SettlePayment run
+// directly, as another instance's webhook runs it: it writes the row and
+// wakes nothing in this process) is found by the poll of the settlements,
+// and its checkout goes on long before its payment deadline. One paid
+// through this process is woken at once. Neither leaves a message in
+// DBOS's notifications: a checkout of version5 reads the order's row.
+func TestCheckoutWokenBySettlementElsewhere(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
+		cfg := fastConfig
+		cfg.PaymentTimeout = time.Minute
+		f := setup(t, url, cfg)
+		ctx := context.Background()
+
+		elsewhere, err := f.co.Start(ctx, "settled-elsewhere", checkout.Request{ProductID: 1, Quantity: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order shop.Order
+		if err := f.db.InTx(ctx, func(tx dbos.Tx) error {
+			s, err := store.SettlePayment(ctx, tx, store.PaymentReport{PaymentID: elsewhere, Status: shop.PaymentPaid,
+				Ref: elsewhere, Provider: store.SeedProvider}, time.Now())
+			order = s.Order
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		f.awaitOrder(t, order.ID, shop.StatusDispatched)
+		if waited := time.Since(start); waited > 10*time.Second {
+			t.Errorf("the checkout of an order paid elsewhere went on after %v, want within a few polls of a second", waited)
+		}
+
+		here, err := f.co.Start(ctx, "settled-here", checkout.Request{ProductID: 1, Quantity: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		paid, err := f.co.Pay(ctx, here, shop.PaymentPaid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.awaitOrder(t, paid.ID, shop.StatusDispatched)
+
+		for _, key := range []string{"settled-elsewhere", "settled-here"} {
+			d, err := f.co.Workflow(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, s := range d.Steps {
+				names = append(names, s.Name)
+			}
+			if !slices.Contains(names, "checkout.settlement") || slices.Contains(names, "DBOS.recv") {
+				t.Errorf("checkout %s took the steps %q, want its settlement and no Recv", key, names)
+			}
+		}
+		table := "notifications"
+		if f.db.Engine() == "postgres" {
+			table = "dbos.notifications"
+		}
+		var messages int
+		if err := f.db.Q().QueryRow(ctx, `SELECT COUNT(*) FROM `+table).Scan(&messages); err != nil {
+			t.Fatal(err)
+		}
+		if messages != 0 {
+			t.Errorf("%d messages in DBOS's notifications, want none", messages)
+		}
+		f.audit(t)
+	})
+}
