@@ -182,13 +182,19 @@ func (c *Checkout) awaitSettlement(ctx dbos.Context, in input, order orderOutput
 	}
 	deadline := time.NewTimer(time.Until(order.PaymentDeadline))
 	defer deadline.Stop()
+	woken := false
 	select {
 	case <-wake:
+		woken = true
 	case <-deadline.C:
 	case <-ctx.Done():
 		return orderOutput{}, ctx.Err()
 	}
 	settled, err := runTransaction(ctx, c, "checkout.settlement", order.ID, func(ctx context.Context, tx dbos.Tx) (orderOutput, error) {
+		if woken { // settled: nothing to cancel
+			o, err := store.GetSettled(ctx, tx, order.ID)
+			return recorded(o), err
+		}
 		o, err := store.CancelUnpaid(ctx, tx, order.ID, shop.ReasonPaymentTimeout)
 		return recorded(o), err
 	})

@@ -364,6 +364,20 @@ func cancelPending(ctx context.Context, tx dbos.Querier, column string, value an
 	return order, true, nil
 }
 
+// GetSettled reads an order as a write that settles it returns it
+// (settledColumns: without its product's name, lines or refund).
+func GetSettled(ctx context.Context, q dbos.Querier, orderID int64) (shop.Order, error) {
+	var o shop.Order
+	err := q.QueryRow(ctx, `SELECT `+settledColumns+` FROM orders WHERE order_id = $1`, orderID).Scan(settledFields(&o)...)
+	if IsNoRows(err) {
+		return o, shop.Errorf(shop.ErrNotFound, "no order %d", orderID)
+	}
+	if err != nil {
+		return o, fmt.Errorf("reading order %d: %w", orderID, err)
+	}
+	return o, nil
+}
+
 // settledColumns are what a write that settles an order returns of it.
 const settledColumns = `order_id, checkout_id, payment_id, product_id, quantity, total_cents, status, cancel_reason,
 	payment_deadline_ms, dispatch_steps, dispatch_interval_ms, COALESCE(paid_at_ms, 0), updated_at_ms, email, checkout_version`
