@@ -91,7 +91,11 @@ type Checkout struct {
 	// payment (settlement.go).
 	settlements   settlements
 	watch         watch
-	stopWatch     func() // stops runWatch and runProbe and waits for them
+	stopWatch     func() // stops runWatch, runProbe and runDispatchSweep and waits for them
+	// launchedAt is when this instance launched: the receipts enqueued
+	// before it that are still unsent were left by a crash, and its first
+	// sweep of the receipts sends them (sweepReceipts).
+	launchedAt    time.Time
 	retention     Retention
 	lastRetention time.Time // the period of the last retention run started; runWatch's own
 }

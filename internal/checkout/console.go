@@ -310,6 +310,10 @@ type Stuck struct {
 	// PastDeadline are checkouts whose order is still PENDING past its
 	// payment deadline (and a grace for the checkout to cancel it).
 	PastDeadline []string
+	// DispatchOverdue are checkouts whose paid order the dispatch sweep
+	// should have dispatched a sweep or two ago (dispatchOverdueAfter),
+	// and has not: no instance sweeps, or its sweeps fail.
+	DispatchOverdue []string
 	// StaleExecutors are instances whose heartbeat is older than the
 	// takeover's silence, with their pending workflows (PostgreSQL only).
 	StaleExecutors map[string]time.Time
@@ -331,6 +335,9 @@ func (c *Checkout) StuckWork(ctx context.Context, now time.Time, silence time.Du
 	var s Stuck
 	var err error
 	if s.PastDeadline, err = store.PendingPastDeadline(ctx, c.db.Q(), now, 2*watchInterval); err != nil {
+		return s, err
+	}
+	if s.DispatchOverdue, err = store.DispatchesOverdue(ctx, c.db.Q(), now.Add(-c.dispatchOverdueAfter()), stuckListed); err != nil {
 		return s, err
 	}
 	s.StaleExecutors = map[string]time.Time{}

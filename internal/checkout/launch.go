@@ -146,6 +146,7 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 		}
 	}
 	launchStart := time.Now()
+	c.launchedAt = launchStart
 	if err := dbos.Launch(dbosCtx); err != nil {
 		return nil, fmt.Errorf("launching DBOS: %w", err)
 	}
@@ -155,6 +156,7 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	watching.Go(func() { c.runWatch(watchCtx) })
 	watching.Go(func() { c.runProbe(watchCtx) })
 	watching.Go(func() { c.pollSettlements(watchCtx) })
+	watching.Go(func() { c.runDispatchSweep(watchCtx) })
 	c.stopWatch = func() { cancel(); watching.Wait() }
 	return c, nil
 }

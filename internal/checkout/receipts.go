@@ -16,14 +16,20 @@ import (
 
 // Receipts. The receipt of an order's stage (paid, dispatched, refunded)
 // is written to the outbox in the transaction that moves the order there,
-// so a change is never without its receipt, and sent by a step right
-// after; one the mail server refused, or a crash kept from going, is sent
-// by the watch's sweep. A receipt is sent twice only if the shop dies
-// between the mail server's acceptance and its mark (receipt.Deliver).
-// Orders without an email address have none, and cost nothing more.
+// so a change is never without its receipt, and sent right after: by a
+// step of the workflow that moved it, or, for the dispatched receipt of a
+// checkout of version5 and later, by the dispatch sweep that dispatched
+// it (dispatch.go). One the mail server refused, or a crash kept from
+// going, is sent by the watch's sweep of the receipts: those left unsent
+// before the instance launched at its first sweep, the others once
+// receiptsSweptAfter old. A receipt is sent twice only if the shop dies
+// between the mail server's acceptance and its mark (receipt.Deliver):
+// two deliverers at once are kept apart by Deliver's claim. Orders
+// without an email address have none, and cost nothing more.
 
-// receiptsSweptAfter is how old an unsent receipt must be before the
-// watch's sweep sends it: younger ones are their step's to send.
+// receiptsSweptAfter is how old an unsent receipt enqueued since the
+// instance launched must be before the watch's sweep sends it: younger
+// ones are their step's, or the dispatch sweep's, to send.
 const receiptsSweptAfter = time.Minute
 
 // enqueueReceipt writes the receipt of the order's stage to the outbox, in
@@ -72,9 +78,15 @@ func (c *Checkout) sendReceipt(ctx dbos.Context, o orderOutput, stage receipt.St
 	return err
 }
 
-// sweepReceipts sends the receipts that their step could not.
+// sweepReceipts sends the receipts that their step, or the dispatch
+// sweep, could not: those receiptsSweptAfter old, and every one enqueued
+// before the instance launched, which a crash may have kept from going.
 func (c *Checkout) sweepReceipts(ctx context.Context, now time.Time) {
-	unsent, err := receipt.Pending(ctx, c.db.Q(), now.Add(-receiptsSweptAfter), 100)
+	enqueuedBefore := now.Add(-receiptsSweptAfter)
+	if enqueuedBefore.Before(c.launchedAt) {
+		enqueuedBefore = c.launchedAt
+	}
+	unsent, err := receipt.Pending(ctx, c.db.Q(), enqueuedBefore, 100)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.logger.Warn("looking for unsent receipts", slog.Any("error", err))

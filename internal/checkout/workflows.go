@@ -50,13 +50,16 @@ type paymentWord struct {
 // checkout is the workflow "checkout.Checkout"; its id is the client's
 // idempotency key, so the same key always finds the same order. It places
 // the order, publishes what it placed, waits for the payment or its
-// deadline, and then dispatches the order or cancels it.
+// deadline, and then ends with the order paid (the dispatch sweep
+// dispatches it; before version5, the checkout did) or cancels it.
 //
-// It costs, paid and dispatched: the workflow's row, placeOrder, the
-// placement event, the settlement (the order as its payment left it),
-// markDispatched, and the workflow's outcome; the webhook's transaction
-// settles the order. A cart paid through the provider adds createIntent,
-// and an order with an email address a sendReceipt step per receipt.
+// It costs, paid: the workflow's row, placeOrder, the placement event, the
+// settlement (the order as its payment left it), and the workflow's
+// outcome; the webhook's transaction settles the order, and a sweep's
+// transaction dispatches it with others. A cart paid through the provider
+// adds createIntent, and an order with an email address a sendReceipt
+// step for its paid receipt. Before version5 the checkout also ran
+// markDispatched and a sendReceipt step for the dispatched receipt.
 // docs/performance.md counts their statements.
 func (c *Checkout) checkout(ctx dbos.Context, in input) (Result, error) {
 	checkoutID, err := dbos.GetWorkflowID(ctx)
@@ -250,8 +253,8 @@ func (c *Checkout) noteTimeout(order orderOutput) {
 	}
 }
 
-// awaitDispatchDone waits until the paid order's last dispatch step is
-// due. The time is counted from the payment time the checkout recorded
+// awaitDispatchDone waits, for a checkout before version5, until the paid
+// order's last dispatch step is due. The time is counted from the payment time the checkout recorded
 // (the word its Recv consumed, or cancelUnpaid's output), so a restart
 // waits only what is left without a checkpoint of its own; the checkouts
 // of the builds before version4 took a durable sleep here (a step,
@@ -282,13 +285,20 @@ func (c *Checkout) cancelUnpaid(ctx dbos.Context, order orderOutput, reason stri
 	})
 }
 
-// dispatch sends the paid order's receipt and dispatches it: its progress
-// is counted from the time it was paid (shop.Order.ProgressRemaining), so
-// the workflow waits until the last step is due and then marks the order
-// DISPATCHED.
+// dispatch sends the paid order's receipt and, for a checkout before
+// version5, dispatches it: its progress is counted from the time it was
+// paid (shop.Order.ProgressRemaining), so the workflow waits until the last
+// step is due and then marks the order DISPATCHED. A checkout of version5
+// and later ends here, its order PAID: the dispatch sweep (dispatch.go)
+// dispatches it when its last step is due.
 func (c *Checkout) dispatch(ctx dbos.Context, in input, order orderOutput) (Result, error) {
 	if err := c.sendReceipt(ctx, order, receipt.StagePaid); err != nil {
 		return Result{}, err
+	}
+	if in.Version >= version5 {
+		// PAID, or DISPATCHED already when the sweep got to it before the
+		// checkout's settlement did (a restart, the poll's second).
+		return Result{OrderID: order.ID, Status: order.Status}, nil
 	}
 	if err := c.awaitDispatchDone(ctx, in, order.Order); err != nil {
 		return Result{}, err

@@ -355,12 +355,13 @@ func handleStuck(co *checkout.Checkout, staleAfter time.Duration) http.Handler {
 			return out
 		}
 		writeJSON(w, r, http.StatusOK, map[string]any{
-			"past_deadline":   append([]string{}, stuck.PastDeadline...),
-			"stale_executors": stuck.StaleExecutors,
-			"stale_workflows": list(stuck.StaleWorkflows),
-			"failed":          list(stuck.Failed),
-			"breaches":        stuck.Breaches,
-			"mismatched":      toMismatchedJSON(stuck.Mismatched),
+			"past_deadline":    append([]string{}, stuck.PastDeadline...),
+			"dispatch_overdue": append([]string{}, stuck.DispatchOverdue...),
+			"stale_executors":  stuck.StaleExecutors,
+			"stale_workflows":  list(stuck.StaleWorkflows),
+			"failed":           list(stuck.Failed),
+			"breaches":         stuck.Breaches,
+			"mismatched":       toMismatchedJSON(stuck.Mismatched),
 		})
 	})
 }

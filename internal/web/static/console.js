@@ -116,12 +116,14 @@ async function refreshStuck() {
   if (!data) return;
   const executors = Object.entries(data.stale_executors ?? {});
   $('#stuck-deadline').textContent = String(data.past_deadline.length);
+  $('#stuck-dispatch').textContent = String(data.dispatch_overdue.length);
   $('#stuck-executors').textContent = String(executors.length);
   $('#stuck-stale').textContent = String(data.stale_workflows.length);
   $('#stuck-failed').textContent = String(data.failed.length);
   $('#stuck-breaches').textContent = String(data.breaches.length);
   const items = [
     ...data.past_deadline.map((id) => stuckItem('pending past its payment deadline', id)),
+    ...data.dispatch_overdue.map((id) => stuckItem('paid, its dispatch overdue: no sweep dispatched it', id)),
     ...executors.map(([id, at]) => stuckItem(`instance ${id} silent since ${formatTime(at)}`)),
     ...data.stale_workflows.map((w) => stuckItem(`owned by silent ${w.executor_id}`, w.workflow_id)),
     ...data.failed.map((w) => stuckItem(`${w.status}: ${w.error || 'no error recorded'}`, w.workflow_id)),

@@ -1,0 +1,123 @@
+package checkout
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
+	"github.com/widgetstore/widgetstore/internal/receipt"
+	"github.com/widgetstore/widgetstore/internal/shop"
+	"github.com/widgetstore/widgetstore/internal/store"
+)
+
+// The dispatch of the checkouts of version5 and later. Their checkout ends
+// when its order is paid; the order becomes DISPATCHED when its last
+// progress step is due (shop.Order.DispatchDone, counted from the recorded
+// payment time), moved there by a sweep that every instance runs: one
+// transaction moves the orders due and enqueues their dispatched receipts
+// (store.DispatchDue), whose status guard dispatches each order once when
+// instances sweep at once. The sweep then sends those receipts, as the
+// checkout's step did; one it could not send, or a crash kept from going,
+// is sent by the watch's sweep of the receipts (sweepReceipts). Older
+// checkouts dispatch their own orders (dispatch), which the sweep never
+// takes.
+
+const (
+	// sweepEveryMost bounds how long an order due waits for its dispatch:
+	// the sweep runs once a dispatch interval, and at least once a second.
+	sweepEveryMost = time.Second
+	// sweepEveryLeast keeps a shop with (nearly) no dispatch interval
+	// from sweeping without pause.
+	sweepEveryLeast = 10 * time.Millisecond
+	// sweptAtOnce bounds the orders one sweep's transaction dispatches;
+	// the sweep goes on at once while it finds that many.
+	sweptAtOnce = 500
+	// receiptsSentAtOnce bounds the dispatched receipts the sweep sends at
+	// once, so that a slow mail server does not hold the dispatches.
+	receiptsSentAtOnce = 8
+)
+
+// sweepEvery is how often the instance sweeps the dispatches due.
+func (c *Checkout) sweepEvery() time.Duration {
+	return min(sweepEveryMost, max(c.cfg.DispatchInterval, sweepEveryLeast))
+}
+
+// runDispatchSweep sweeps the dispatches due every sweepEvery until ctx is
+// done, and then waits for the receipts it is sending.
+func (c *Checkout) runDispatchSweep(ctx context.Context) {
+	ticker := time.NewTicker(c.sweepEvery())
+	defer ticker.Stop()
+	var sending sync.WaitGroup
+	defer sending.Wait()
+	slots := make(chan struct{}, receiptsSentAtOnce)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		for {
+			dispatched, err := c.sweepDispatches(ctx, time.Now())
+			if err != nil {
+				if ctx.Err() == nil {
+					c.logger.Warn("dispatching the orders due", slog.Any("error", err))
+				}
+				break
+			}
+			for _, o := range dispatched {
+				if o.Email == "" {
+					continue
+				}
+				sending.Go(func() {
+					slots <- struct{}{}
+					defer func() { <-slots }()
+					c.deliverDispatched(ctx, o.ID)
+				})
+			}
+			if len(dispatched) < sweptAtOnce {
+				break
+			}
+		}
+	}
+}
+
+// sweepDispatches dispatches the orders due at now, and enqueues their
+// dispatched receipts, in one transaction; it returns them.
+func (c *Checkout) sweepDispatches(ctx context.Context, now time.Time) ([]shop.Order, error) {
+	var dispatched []shop.Order
+	err := c.db.InTx(ctx, func(tx dbos.Tx) error {
+		var err error
+		if dispatched, err = store.DispatchDue(ctx, tx, now, sweptAtOnce); err != nil {
+			return err
+		}
+		for _, o := range dispatched {
+			if err := c.enqueueReceipt(ctx, tx, o, receipt.StageDispatched, 0, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.metrics.settled[shop.StatusDispatched].Add(float64(len(dispatched)))
+	return dispatched, nil
+}
+
+// deliverDispatched sends the dispatched receipt of an order the sweep
+// dispatched; one that cannot go now is the receipts' sweep's to send.
+func (c *Checkout) deliverDispatched(ctx context.Context, orderID int64) {
+	if _, err := receipt.Deliver(ctx, c.db.Q(), c.receipts, orderID, receipt.StageDispatched); err != nil &&
+		!errors.Is(err, receipt.ErrInFlight) && ctx.Err() == nil {
+		c.logger.Warn("a receipt could not be sent; the sweep will try again", "order", orderID, "stage", receipt.StageDispatched, slog.Any("error", err))
+	}
+}
+
+// dispatchOverdueAfter is how long past its due time a swept order may
+// stay PAID before the console lists it (Stuck.DispatchOverdue): two
+// sweeps, and a watch tick for a sweep's transaction under load.
+func (c *Checkout) dispatchOverdueAfter() time.Duration { return 2*c.sweepEvery() + watchInterval }
