@@ -76,11 +76,12 @@ func TestBrowserConsole(t *testing.T) {
 	b.waitJS("the checkout CANCELLED with Resume offered", textJS("#d-status")+` === 'CANCELLED' && `+visibleJS("#d-resume")+
 		` && !`+visibleJS("#d-cancel"), waitTimeout)
 
-	// 5. A failed checkout: its error, no Resume; forked from its failed
-	// step, the fork runs to its end and dispatches the order.
+	// 5. A failed checkout (of version 4, which dispatches its order
+	// itself): its error, no Resume; forked from its failed step, the fork
+	// runs to its end and dispatches the order.
 	repair := failDispatch(t, s.db)
 	const failedKey = "browser-console-failed"
-	payment := s.do(t, "POST", "/checkout/"+failedKey, "").body
+	payment := s.startVersion4(t, failedKey)
 	if r := s.do(t, "POST", "/payment_webhook/"+payment+"/paid", ""); r.status != 200 {
 		b.fatalf("paying: %d %s", r.status, r.body)
 	}
@@ -105,18 +106,18 @@ func TestBrowserConsole(t *testing.T) {
 	// once the database is mended: same id, its order dispatched.
 	repair = failDispatch(t, s.db)
 	const rewoundKey = "browser-console-rewound"
-	payment = s.do(t, "POST", "/checkout/"+rewoundKey, "").body
+	payment = s.startVersion4(t, rewoundKey)
 	if r := s.do(t, "POST", "/payment_webhook/"+payment+"/paid", ""); r.status != 200 {
 		b.fatalf("paying: %d %s", r.status, r.body)
 	}
 	b.do("opening "+rewoundKey, chromedp.Navigate(s.URL+"/console#wf="+rewoundKey))
 	b.waitJS("the failed checkout with Rewind offered", textJS("#d-id")+` === '`+rewoundKey+`' && `+textJS("#d-status")+
-		` === 'ERROR' && !!document.querySelector('#steps-body tr[data-step-name="checkout.settlement"] button.rewind')`, dispatchTimeout)
+		` === 'ERROR' && !!document.querySelector('#steps-body tr[data-step-name="DBOS.recv"] button.rewind')`, dispatchTimeout)
 	if b.visible(`#steps-body tr[data-step-name="checkout.placeOrder"] button.rewind`) {
 		b.fatalf("the failed checkout offers a rewind to placeOrder, which would place its order again")
 	}
 	repair()
-	b.do("clicking Rewind on its wait", chromedp.Click(chromedp.CSS(`#steps-body tr[data-step-name="checkout.settlement"] button.rewind`)))
+	b.do("clicking Rewind on its wait", chromedp.Click(chromedp.CSS(`#steps-body tr[data-step-name="DBOS.recv"] button.rewind`)))
 	b.waitJS("the confirmation", visibleJS("#confirm"), waitTimeout)
 	b.do("confirming the rewind", chromedp.Click(chromedp.CSS("#confirm-yes")))
 	b.waitJS("the rewound checkout, finished under its own id, its order DISPATCHED", textJS("#d-id")+` === '`+rewoundKey+`' && `+
@@ -167,8 +168,8 @@ func TestBrowserDurability(t *testing.T) {
 		visibleJS(`#checkpoints li[data-name="checkout.placeOrder"]`)+` && `+visibleJS(`#checkpoints li[data-name="DBOS.setEvent"]`)+
 		` && `+visibleJS("#durability-invite"), waitTimeout)
 	b.do("clicking Confirm payment", chromedp.Click(chromedp.CSS("#pay")))
-	b.waitJS("the payment and dispatch checkpoints", visibleJS(`#checkpoints li[data-name="checkout.settlement"]`)+` && `+
-		visibleJS(`#checkpoints li[data-name="checkout.markDispatched"]`)+` && !`+visibleJS("#durability-invite"), dispatchTimeout)
+	b.waitJS("the payment's checkpoint and the dispatch", visibleJS(`#checkpoints li[data-name="checkout.settlement"]`)+` && `+
+		visibleJS(`#checkpoints li[data-name="order.dispatched"]`)+` && !`+visibleJS("#durability-invite"), dispatchTimeout)
 	if n := runT(b, "counting the placeOrder checkpoints", chromedp.Evaluate[int](
 		`document.querySelectorAll('#checkpoints li[data-name="checkout.placeOrder"]').length`)); n != 1 {
 		b.fatalf("placeOrder is listed %d times, want once", n)

@@ -50,13 +50,15 @@ func failDispatch(t testing.TB, db *store.DB) (repair func()) {
 	}
 }
 
-// failedCheckout places and pays the checkout key, whose dispatch the
-// database then refuses (failDispatch), and waits for it to fail: its
-// payment id, its view, and the repair of the database.
+// failedCheckout places and pays the checkout key, one of version 4 (a
+// checkout of widgetstore-4 in flight: one of this build ends at the
+// payment, its order dispatched by the sweep), whose dispatch the database
+// then refuses (failDispatch), and waits for it to fail: its payment id,
+// its view, and the repair of the database.
 func failedCheckout(t *testing.T, s *testServer, op *operatorClient, key string) (paymentID string, failed workflowView, repair func()) {
 	t.Helper()
 	repair = failDispatch(t, s.db)
-	paymentID = s.do(t, "POST", "/checkout/"+key, "").body
+	paymentID = s.startVersion4(t, key)
 	if r := s.do(t, "POST", "/payment_webhook/"+paymentID+"/paid", ""); r.status != 200 {
 		t.Fatalf("paying: %d %s", r.status, r.body)
 	}
@@ -263,8 +265,8 @@ func TestConsoleActions(t *testing.T) {
 			t.Fatalf("cancelling the fork: %d %s", status, body)
 		}
 
-		// A paid checkout whose dispatch the database refuses fails, with
-		// its error's text.
+		// A paid checkout of version 4 whose dispatch the database
+		// refuses fails, with its error's text.
 		failedPayment, failed, repair := failedCheckout(t, s, op, "console-failed")
 		if !strings.Contains(failed.Workflow.Error, "disk on fire") {
 			t.Errorf("the failed checkout's error reads %q, want the database's 'disk on fire'", failed.Workflow.Error)

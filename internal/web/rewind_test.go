@@ -12,12 +12,13 @@ import (
 	"github.com/widgetstore/widgetstore/internal/web"
 )
 
-// TestConsoleRewind: a paid checkout whose dispatch the database refused
-// (a real ERROR, from a trigger) is rewound in place from its payment wait,
+// TestConsoleRewind: a paid checkout of version 4 (one of this build
+// ends at the payment) whose dispatch the database refused (a real ERROR,
+// from a trigger) is rewound in place from its payment wait,
 // once the database is mended, and finishes under its own id with its own
-// order: the replayed wait finds the order paid on its row (its settlement
-// records it paid rather than timing out), nothing is placed or reserved
-// twice, and both books are clean. Rewinds the guards refuse are
+// order: the payment word the rewind deleted is sent again from the order
+// row (the wait records it rather than timing out), nothing is placed or
+// reserved twice, and both books are clean. Rewinds the guards refuse are
 // 409s saying why, malformed ones 400s; every one is in the audit log.
 func TestConsoleRewind(t *testing.T) {
 	t.Parallel()
@@ -41,7 +42,7 @@ func TestConsoleRewind(t *testing.T) {
 		if !failed.Workflow.Rewindable || failed.Order == nil || failed.Order.Status != "PAID" {
 			t.Fatalf("the failed checkout: %+v, want it rewindable with its order PAID", failed)
 		}
-		place, recv := failed.stepID("checkout.placeOrder"), failed.stepID("checkout.settlement")
+		place, recv := failed.stepID("checkout.placeOrder"), failed.stepID("DBOS.recv")
 		if place < 0 || recv < 0 {
 			t.Fatalf("the failed checkout's steps lack placeOrder or its wait: %+v", failed.Steps)
 		}
@@ -70,9 +71,14 @@ func TestConsoleRewind(t *testing.T) {
 		if len(done.Forks) != 0 || done.Workflow.ForkedFrom != "" {
 			t.Errorf("the rewind forked: %+v", done.Workflow)
 		}
-		var settled struct{ Status string }
-		if err := json.Unmarshal(done.stepOutput("checkout.settlement"), &settled); err != nil || settled.Status != "PAID" {
-			t.Errorf("the rewound wait's settlement: %s (%v), want the order PAID", done.stepOutput("checkout.settlement"), err)
+		var word struct{ Status string }
+		for _, step := range done.Steps {
+			if step.Name == "checkout.cancelUnpaid" {
+				t.Errorf("the rewound checkout timed out its wait (step %d): its payment word was lost", step.ID)
+			}
+		}
+		if err := json.Unmarshal(done.stepOutput("DBOS.recv"), &word); err != nil || word.Status != "paid" {
+			t.Errorf("the rewound wait's word: %s (%v), want the order's payment, paid", done.stepOutput("DBOS.recv"), err)
 		}
 		if len(done.Ledger) != 1 || done.Ledger[0].Delta != -1 {
 			t.Errorf("the rewound order's stock ledger: %+v, want one reservation of 1", done.Ledger)
@@ -138,12 +144,12 @@ func TestConsoleRewindOlderVersion(t *testing.T) {
 		}
 		recv := map[string]int{}
 		for key, version := range map[string]string{"rewind-adopted": checkout.AdoptedVersions[0], "rewind-unknown": "widgetstore-0"} {
-			payment := s.do(t, "POST", "/checkout/"+key, "").body
+			payment := s.startVersion4(t, key) // it dispatches its order itself
 			if r := s.do(t, "POST", "/payment_webhook/"+payment+"/paid", ""); r.status != 200 {
 				t.Fatalf("paying: %d %s", r.status, r.body)
 			}
 			failed := op.waitWorkflow(t, key, "ERROR", func(v workflowView) bool { return v.Workflow.Status == "ERROR" })
-			recv[key] = failed.stepID("checkout.settlement")
+			recv[key] = failed.stepID("DBOS.recv")
 			if _, err := s.db.Q().Exec(context.Background(), `UPDATE `+table+` SET application_version = $1 WHERE workflow_uuid = $2`, version, key); err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/checkout/checkouttest"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
@@ -33,6 +35,7 @@ type testServer struct {
 	URL     string
 	db      *store.DB
 	co      *checkout.Checkout
+	dbos    dbos.Context      // the shop's DBOS context (startVersion4)
 	demo    *demopay.Provider // the payment provider carts are paid through
 	crashed chan struct{}     // receives when the crash button is pressed
 	logs    *logtest.Buffer   // everything logged, as text, besides the test's log
@@ -110,6 +113,15 @@ func newTestServerPaying(t testing.TB, url string, launch checkout.LaunchConfig,
 		secrets = append(secrets, string(s))
 	}
 	launch.ExecutorID, launch.Logger = "test", logger
+	var dbosCtx dbos.Context // the shop's, for startVersion4
+	register := launch.Register
+	launch.Register = func(ctx dbos.Context) error {
+		dbosCtx = ctx
+		if register != nil {
+			return register(ctx)
+		}
+		return nil
+	}
 	db, co, pages, demo := launchShop(t, url, launch, "http://"+srv.Listener.Addr().String()+"/api/payment_events", secrets[len(secrets)-1])
 	verifier, err := payment.NewVerifier(secrets, 0)
 	if err != nil {
@@ -124,7 +136,30 @@ func newTestServerPaying(t testing.TB, url string, launch checkout.LaunchConfig,
 	}
 	srv.Config.Handler = handler
 	srv.Start()
-	return &testServer{URL: srv.URL, db: db, co: co, demo: demo, crashed: crashed, logs: logs}
+	return &testServer{URL: srv.URL, db: db, co: co, dbos: dbosCtx, demo: demo, crashed: crashed, logs: logs}
+}
+
+// startVersion4 starts a checkout of one widget under key as widgetstore-4
+// started its own (its input's Version 4, which dispatches its order
+// itself: checkout.markDispatched), through DBOS's internal queue, as a
+// checkout in flight from the previous release is run here; it returns the
+// payment id of its order once placed.
+func (s *testServer) startVersion4(t testing.TB, key string) (paymentID string) {
+	t.Helper()
+	in := map[string]any{"ProductID": 1, "Quantity": 1, "Version": 4}
+	if _, err := dbos.Enqueue[checkout.Result](s.dbos, "_dbos_internal_queue", checkout.WorkflowCheckout, in,
+		dbos.WithEnqueueWorkflowID(key), dbos.WithEnqueueApplicationVersion(checkout.ApplicationVersion)); err != nil {
+		t.Fatalf("starting checkout %s of version 4: %v", key, err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		order, err := store.OrderByCheckoutID(context.Background(), s.db.Q(), key)
+		if err == nil {
+			return order.PaymentID
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkout %s of version 4 placed no order in 20 s: %v", key, err)
+		}
+	}
 }
 
 // teeHandler hands every record to both handlers.

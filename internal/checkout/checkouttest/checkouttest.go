@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/payment"
 	"github.com/widgetstore/widgetstore/internal/payment/demopay"
@@ -50,7 +52,15 @@ func LaunchDemoPayWrapped(t testing.TB, url string, cfg checkout.LaunchConfig, d
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Provider, cfg.Register = provider, provider.Register
+	register := cfg.Register
+	cfg.Provider, cfg.Register = provider, func(ctx dbos.Context) error {
+		if register != nil {
+			if err := register(ctx); err != nil {
+				return err
+			}
+		}
+		return provider.Register(ctx)
+	}
 	if wrap != nil {
 		cfg.Provider = wrap(provider)
 	}

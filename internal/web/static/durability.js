@@ -12,6 +12,11 @@
   const OWN = 'widgetstore.durability'; // the key of the checkout shown here, kept after the purchase ends
   const POLL_MS = 1000;
   const ENDED = new Set(['SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED']);
+  // A checkout of widgetstore-5 succeeds when its order is paid; the order
+  // is dispatched after it, by the shop's dispatch sweep, without a
+  // checkpoint of the checkout's: the story goes on until the order ends.
+  const ORDER_ENDED = new Set(['DISPATCHED', 'CANCELLED']);
+  const over = (p) => ENDED.has(p.status) && (p.status !== 'SUCCESS' || !p.order || ORDER_ENDED.has(p.order.status));
   // What each recorded step means to a shopper. Unknown names show as they are.
   const LABELS = {
     'checkout.screenOrder': 'Checked for a card tester\'s trail',
@@ -102,7 +107,7 @@
       serverUp();
       const progress = JSON.parse(event.data);
       render(progress);
-      if (ENDED.has(progress.status)) stop(); // nothing more will be recorded
+      if (over(progress)) stop(); // nothing more will be recorded
     });
     source.addEventListener('error', streamBroke);
   }
@@ -116,7 +121,7 @@
       if (res.ok) {
         const progress = await res.json();
         render(progress);
-        if (ENDED.has(progress.status)) return;
+        if (over(progress)) return;
       }
     } catch {
       serverDown();
@@ -153,6 +158,12 @@
       el: item(`${label(c.name)}${c.failed ? ' — failed' : ''}`, c.completed_at || c.started_at,
         c.failed ? 'checkpoint failed' : 'checkpoint', c),
     }));
+    const dispatched = progress.order?.status === 'DISPATCHED';
+    if (dispatched && !progress.checkpoints.some((c) => c.name === 'checkout.markDispatched')) {
+      const li = item(LABELS['checkout.markDispatched'], progress.order.last_update_time, 'checkpoint');
+      li.dataset.name = 'order.dispatched';
+      entries.push({ at: progress.order.last_update_time, el: li });
+    }
     if (Date.parse(progress.server_started_at) > Date.parse(progress.created_at)) {
       entries.push({ at: progress.server_started_at,
         el: item('The server started again; it read the checkpoints above and carried on from the last', progress.server_started_at, 'restart') });
@@ -165,7 +176,7 @@
       ? `Recovered: this checkout was run ${progress.attempts} times, once per server that picked it up. Each run started from the last checkpoint, so no step above was done twice.`
       : '';
     const crash = $('#crash');
-    $('#durability-invite').hidden = !(crash && crash.getClientRects().length > 0 && !ENDED.has(progress.status));
+    $('#durability-invite').hidden = !(crash && crash.getClientRects().length > 0 && !over(progress));
   }
 
   // The payment id the page shows (the purchase's, or the order's): a
