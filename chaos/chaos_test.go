@@ -156,25 +156,33 @@ func TestKillWhileAwaitingPayment(t *testing.T) {
 }
 
 // TestKillMidDispatch kills the shop in the middle of a dispatch; the
-// restarted shop finishes it where it stopped: the progress, counted from
+// restarted shop dispatches the order on time: the progress, counted from
 // the durably recorded payment, never goes back across the kill, the order
-// is dispatched once and no sooner than its dispatch allows (the audit),
-// and the checkout's steps before the kill are not run again.
+// is dispatched once, no sooner than its dispatch allows (the audit) and
+// within a second or two of its last step's being due (or of the restart,
+// when it fell due while the shop was down), and the checkout's steps
+// before the kill are not run again. The checkout itself ended at the
+// payment: the restarted shop's dispatch sweep dispatches the order.
 func TestKillMidDispatch(t *testing.T) {
 	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
 		t.Parallel()
-		s := newShop(t, url, "-dispatch-steps", "300", "-dispatch-interval", "10ms")
+		const interval = 10 * time.Millisecond
+		s := newShop(t, url, "-dispatch-steps", "300", "-dispatch-interval", interval.String())
 		s.run()
 		pay := s.mustPost("/checkout/mid-dispatch")
 		id := s.mustPost("/payment_webhook/" + pay + "/paid")
 		before := s.awaitOrder(id, "mid-dispatch", func(o order) bool { return o.ProgressRemaining > 0 && o.ProgressRemaining <= 250 })
+		// Its last step is due no later than this: it had at most
+		// ProgressRemaining steps to go when it was read.
+		due := time.Now().Add(time.Duration(before.ProgressRemaining) * interval)
 
 		s.kill()
 		s.run()
 		restarted, healthy := s.start, time.Since(s.start)
 		last := before.ProgressRemaining
-		for o := s.order(id); !isDispatched(o); o = s.order(id) {
+		o := s.order(id)
+		for ; !isDispatched(o); o = s.order(id) {
 			if o.ProgressRemaining > last {
 				t.Fatalf("progress went back from %d to %d steps to go", last, o.ProgressRemaining)
 			}
@@ -184,18 +192,25 @@ func TestKillMidDispatch(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		serving := restarted.Add(healthy)
+		if serving.Before(due) {
+			serving = due
+		}
+		if late := o.UpdatedAt.Sub(serving); late > 2*time.Second {
+			t.Errorf("dispatched at %v, %v after its last step was due or the shop served again (%v): want within 2 s", o.UpdatedAt, late, serving)
+		}
 		s.audit(1)
 		s.stop()
 
-		// One step each: the payment wait and the dispatch wait without a
-		// checkpoint, the settlement reading the order's row, and the
-		// dispatch counted from the recorded payment time.
+		// One step each: the payment wait without a checkpoint, the
+		// settlement reading the order's row; the checkout ends at the
+		// payment, and no step of its dispatches the order.
 		steps := workflowSteps(t, url, "mid-dispatch")
 		var names []string
 		for _, step := range steps {
 			names = append(names, step.StepName)
 		}
-		want := []string{"checkout.placeOrder", "DBOS.setEvent", "checkout.settlement", "checkout.markDispatched"}
+		want := []string{"checkout.placeOrder", "DBOS.setEvent", "checkout.settlement"}
 		if !slices.Equal(names, want) {
 			t.Fatalf("the checkout's steps are %q, want each once: %q", names, want)
 		}

@@ -304,6 +304,9 @@ type order struct {
 	PaymentID         string `json:"payment_id"`
 	ProductID         int64  `json:"product_id"`
 	Quantity          int    `json:"quantity"`
+	// UpdatedAt is when the order last changed: a dispatched order's
+	// dispatch.
+	UpdatedAt time.Time `json:"last_update_time"`
 }
 
 func (s *shop) getJSON(path string, v any) error {
