@@ -24,8 +24,8 @@ type closedLoop struct {
 	shop    *shopClient
 	product int64
 	restock bool // keep the shelf stocked (see restockEvery)
-	// pending counts the shop's PENDING workflows, for the waits for the
-	// dispatches.
+	// pending counts what the shop has still to do for the purchases
+	// made (shopClient.unfinished), for the waits for the dispatches.
 	pending func(context.Context) (int, error)
 }
 

@@ -241,14 +241,16 @@ func TestPrint(t *testing.T) {
 // production settings: a webhook secret and an operator token, stock that
 // runs out (a restock tops it up to 5), every failEvery-th checkout
 // answered 500, and a dispatch that keeps a workflow pending for the next
-// two polls of /api/workflows after each payment. It is not a test of the
-// shop: it checks loadgen's requests and counts them.
+// two polls of /api/workflows after each payment (an older build's
+// checkout) and its order paid and not dispatched for the next two reads
+// of /metrics (widgetstore-5's sweep). It is not a test of the shop: it
+// checks loadgen's requests and counts them.
 type strictShop struct {
 	secret, token string
 	failEvery     int
 
 	mu                                      sync.Mutex
-	stock, pendingPolls                     int
+	stock, pendingPolls, undispatchedPolls  int
 	checkouts, fails, outOfStock, paid      int
 	restocks, unsigned, unauthorized, polls int
 	checkoutsAnswered                       int
@@ -301,9 +303,23 @@ func (f *strictShop) handler() http.Handler {
 		}
 		if status == "paid" && strings.HasPrefix(id, "pay-load-") {
 			f.paid++
-			f.pendingPolls = 2
+			f.pendingPolls, f.undispatchedPolls = 2, 2
 		}
 		io.WriteString(w, "42")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if !operator(w, r) {
+			return
+		}
+		dispatched := f.paid
+		if f.undispatchedPolls > 0 {
+			f.undispatchedPolls--
+			dispatched--
+		}
+		fmt.Fprintf(w, "# TYPE widgetstore_orders_settled_total counter\nwidgetstore_orders_settled_total{outcome=\"dispatched\"} %d\n"+
+			"widgetstore_orders_settled_total{outcome=\"paid\"} %d\n", dispatched, f.paid)
 	})
 	mux.HandleFunc("GET /api/workflows", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()

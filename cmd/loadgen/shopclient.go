@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -99,6 +100,50 @@ func (s *shopClient) pendingWorkflows(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("listing pending workflows: %w", err)
 	}
 	return len(workflows), nil
+}
+
+// unfinished counts what the shop has still to do for the purchases
+// made: its PENDING workflows (pendingWorkflows), and the orders paid but
+// not dispatched yet (paidUndispatched). A checkout of widgetstore-5 ends
+// when its order is paid, and the order is dispatched after it by the
+// shop's sweep, with no workflow of its own; an older build's checkout
+// stays pending until it dispatched its order.
+func (s *shopClient) unfinished(ctx context.Context) (int, error) {
+	pending, err := s.pendingWorkflows(ctx)
+	if err != nil {
+		return 0, err
+	}
+	undispatched, err := s.paidUndispatched(ctx)
+	return pending + undispatched, err
+}
+
+// paidUndispatched counts the orders the shop has paid and not yet
+// dispatched, from its "GET /metrics": the orders settled as paid less
+// those dispatched, both counted since the shop started (one instance, as
+// the load generator runs it).
+func (s *shopClient) paidUndispatched(ctx context.Context) (int, error) {
+	status, body, err := s.do(ctx, http.MethodGet, "/metrics", nil, s.operatorHeader())
+	if err != nil {
+		return 0, fmt.Errorf("reading the metrics: %w", err)
+	}
+	if status != http.StatusOK {
+		return 0, fmt.Errorf("reading the metrics: HTTP %d: %s", status, errorMessage(body))
+	}
+	settled := map[string]float64{}
+	for line := range strings.Lines(string(body)) {
+		rest, ok := strings.CutPrefix(line, `widgetstore_orders_settled_total{outcome="`)
+		if !ok {
+			continue
+		}
+		outcome, value, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		if settled[outcome], err = strconv.ParseFloat(strings.TrimSpace(value), 64); err != nil {
+			return 0, fmt.Errorf("reading the metrics: %q: %w", line, err)
+		}
+	}
+	return int(settled["paid"] - settled["dispatched"]), nil
 }
 
 func (s *shopClient) operatorHeader() http.Header {

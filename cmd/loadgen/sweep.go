@@ -143,7 +143,7 @@ func measureInto(ctx context.Context, cfg config, spec runSpec, benchArgs []stri
 		}
 		defer pg.close(ctx)
 	}
-	loop := &closedLoop{shop: shop, product: cfg.product, restock: cfg.restock, pending: shop.pendingWorkflows}
+	loop := &closedLoop{shop: shop, product: cfg.product, restock: cfg.restock, pending: shop.unfinished}
 	if spec.shop != nil && spec.shop.Demo {
 		// Its stock is topped up, and its workflows are read in its database.
 		loop.restock, loop.pending = false, pg.pendingWorkflows
@@ -244,8 +244,8 @@ func takeSnapshot(ctx context.Context, proc *shopProcess, pg *pgCounters) (snaps
 	return s, err
 }
 
-// waitDispatches waits until the shop has no PENDING workflow left (the
-// dispatches are workflows that go on after the purchase), asking pending
+// waitDispatches waits until the shop has nothing left to do for the
+// purchases (the dispatches go on after the purchase), asking pending
 // every pollInterval, for at most bound. It returns how many were still
 // pending at the end (at least) and how long it waited.
 func waitDispatches(ctx context.Context, pending func(context.Context) (int, error), bound time.Duration) (int, time.Duration, error) {
