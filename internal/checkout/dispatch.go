@@ -86,8 +86,12 @@ func (c *Checkout) runDispatchSweep(ctx context.Context) {
 }
 
 // sweepDispatches dispatches the orders due at now, and enqueues their
-// dispatched receipts, in one transaction; it returns them.
+// dispatched receipts, in one transaction; it returns them. A read first
+// sees whether any is due: an idle shop sweeps with it alone.
 func (c *Checkout) sweepDispatches(ctx context.Context, now time.Time) ([]shop.Order, error) {
+	if due, err := store.AnyDispatchDue(ctx, c.db.Q(), now); err != nil || !due {
+		return nil, err
+	}
 	var dispatched []shop.Order
 	err := c.db.InTx(ctx, func(tx dbos.Tx) error {
 		var err error

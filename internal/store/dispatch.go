@@ -24,6 +24,21 @@ const SweptFromVersion = 5
 var sweptDue = `status = 'PAID' AND checkout_version >= ` + strconv.Itoa(SweptFromVersion) + `
 	AND paid_at_ms + dispatch_steps * dispatch_interval_ms <= $1`
 
+// AnyDispatchDue says whether an order of the swept checkouts is due for
+// its dispatch at now (DispatchDue): one read of the index, outside any
+// transaction, so that a sweep that finds none costs no more.
+func AnyDispatchDue(ctx context.Context, q dbos.Querier, now time.Time) (bool, error) {
+	var one int
+	err := q.QueryRow(ctx, `SELECT 1 FROM orders WHERE `+sweptDue+` LIMIT 1`, now.UnixMilli()).Scan(&one)
+	switch {
+	case IsNoRows(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("looking for the orders due for their dispatch: %w", err)
+	}
+	return true, nil
+}
+
 // DispatchDue moves to DISPATCHED the paid orders of the swept checkouts
 // (SweptFromVersion) whose last dispatch step is due at now, the earliest
 // first, at most limit of them, and returns them as they then are, with

@@ -75,9 +75,15 @@ func TestDispatchDueWaitsForTheLastStep(t *testing.T) {
 		later := placePaid(t, db, 1, store.SweptFromVersion, paidAt.Add(time.Second), "v5-later")
 
 		for _, early := range []time.Duration{0, time.Second, 2*time.Second - time.Millisecond} {
+			if due, err := store.AnyDispatchDue(ctx, db.Q(), paidAt.Add(early)); err != nil || due {
+				t.Errorf("%v after the payment, an order is said due (%v, %v): its last step is due at 2 s", early, due, err)
+			}
 			if got := dispatchDue(t, db, paidAt.Add(early), 100); len(got) != 0 {
 				t.Errorf("%v after the payment, the sweep dispatched %+v: its last step is due at 2 s", early, got)
 			}
+		}
+		if due, err := store.AnyDispatchDue(ctx, db.Q(), paidAt.Add(2*time.Second)); err != nil || !due {
+			t.Errorf("at 2 s no order is said due (%v, %v)", due, err)
 		}
 		if overdue, err := store.DispatchesOverdue(ctx, db.Q(), paidAt.Add(2*time.Second), 100); err != nil || len(overdue) != 2 {
 			t.Errorf("overdue at 2 s: %q, %v; want the two orders due", overdue, err)
