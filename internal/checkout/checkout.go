@@ -1,7 +1,8 @@
 // Package checkout holds the shop's durable workflow, the checkout: it
 // places the order (created and its stock reserved in one transaction),
 // publishes the payment id, waits for the payment webhook's word, and then
-// dispatches the order or cancels it. Every database write is a
+// ends with the order paid or cancels it; a sweep that every instance runs
+// dispatches the paid orders (dispatch.go). Every database write is a
 // dbos.RunAsTransaction step on the handle DBOS shares, or the webhook's own
 // transaction that also wakes the checkout, so each is applied exactly
 // once, crash or not. docs/performance.md says why it is shaped so.
