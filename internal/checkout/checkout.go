@@ -90,9 +90,9 @@ type Checkout struct {
 	knownProducts sync.Map
 	// settlements wakes the checkouts waiting here for their orders'
 	// payment (settlement.go).
-	settlements   settlements
-	watch         watch
-	stopWatch     func() // stops runWatch, runProbe and runDispatchSweep and waits for them
+	settlements settlements
+	watch       watch
+	stopWatch   func() // stops runWatch, runProbe, pollSettlements and runDispatchSweep and waits for them
 	// launchedAt is when this instance launched: the receipts enqueued
 	// before it that are still unsent were left by a crash, and its first
 	// sweep of the receipts sends them (sweepReceipts).
