@@ -30,7 +30,9 @@ func TestVersionsDispatchTheirOwnWay(t *testing.T) {
 		if err := db.Migrate(ctx, dbtest.Logger(t)); err != nil {
 			t.Fatal(err)
 		}
-		cfg := Config{PaymentTimeout: 30 * time.Second, DispatchSteps: 3, DispatchInterval: 50 * time.Millisecond}
+		// A dispatch long enough (0.6 s) that the checkout reads its order paid
+		// before the sweep may dispatch it.
+		cfg := Config{PaymentTimeout: 30 * time.Second, DispatchSteps: 3, DispatchInterval: 200 * time.Millisecond}
 		c, err := Launch(ctx, db, LaunchConfig{Checkout: cfg, ExecutorID: "test", Logger: dbtest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
