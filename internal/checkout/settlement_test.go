@@ -44,7 +44,7 @@ func TestCheckoutWokenBySettlementElsewhere(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		f.awaitOrder(t, order.ID, shop.StatusDispatched)
+		f.awaitCheckoutEnded(t, "settled-elsewhere")
 		if waited := time.Since(start); waited > 10*time.Second {
 			t.Errorf("the checkout of an order paid elsewhere went on after %v, want within a few polls of a second", waited)
 		}
@@ -57,6 +57,8 @@ func TestCheckoutWokenBySettlementElsewhere(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		f.awaitCheckoutEnded(t, "settled-here")
+		f.awaitOrder(t, order.ID, shop.StatusDispatched) // by the sweep
 		f.awaitOrder(t, paid.ID, shop.StatusDispatched)
 
 		for _, key := range []string{"settled-elsewhere", "settled-here"} {
@@ -85,4 +87,23 @@ func TestCheckoutWokenBySettlementElsewhere(t *testing.T) {
 		}
 		f.audit(t)
 	})
+}
+
+// awaitCheckoutEnded waits for the checkout of key to end (SUCCESS): a
+// checkout of version5 ends at its order's settlement, the dispatch
+// sweep dispatching a paid order after it.
+func (f fixture) awaitCheckoutEnded(t testing.TB, key string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		d, err := f.co.Workflow(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status == "SUCCESS" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkout %s is %s after 30 s, want SUCCESS", key, d.Status)
+		}
+	}
 }
