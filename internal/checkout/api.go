@@ -328,6 +328,9 @@ func (c *Checkout) settle(ctx context.Context, r store.PaymentReport) (store.Set
 	}
 	if s.Changed {
 		c.settlements.settled(s.Order.ID)
+		if r.Status == shop.PaymentPaid {
+			c.queuePaidReceipt(s.Order)
+		}
 	}
 	c.metrics.paymentReported(s.Order, s.Changed, settled(s.Order, r.Status))
 	if s.Mismatch != "" {

@@ -91,8 +91,11 @@ type Checkout struct {
 	// settlements wakes the checkouts waiting here for their orders'
 	// payment (settlement.go).
 	settlements settlements
-	watch       watch
-	stopWatch   func() // stops runWatch, runProbe, pollSettlements and runDispatchSweep and waits for them
+	// paidReceipts are the orders whose paid receipt this process is to
+	// send (queuePaidReceipt).
+	paidReceipts chan int64
+	watch        watch
+	stopWatch    func() // stops runWatch, runProbe, pollSettlements, runDispatchSweep and sendPaidReceipts and waits for them
 	// launchedAt is when this instance launched: the receipts enqueued
 	// before it that are still unsent were left by a crash, and its first
 	// sweep of the receipts sends them (sweepReceipts).

@@ -2,7 +2,6 @@ package checkout
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -75,7 +74,7 @@ func (c *Checkout) runDispatchSweep(ctx context.Context) {
 				sending.Go(func() {
 					slots <- struct{}{}
 					defer func() { <-slots }()
-					c.deliverDispatched(ctx, o.ID)
+					c.deliverReceipt(ctx, o.ID, receipt.StageDispatched)
 				})
 			}
 			if len(dispatched) < sweptAtOnce {
@@ -110,15 +109,6 @@ func (c *Checkout) sweepDispatches(ctx context.Context, now time.Time) ([]shop.O
 	}
 	c.metrics.settled[shop.StatusDispatched].Add(float64(len(dispatched)))
 	return dispatched, nil
-}
-
-// deliverDispatched sends the dispatched receipt of an order the sweep
-// dispatched; one that cannot go now is the receipts' sweep's to send.
-func (c *Checkout) deliverDispatched(ctx context.Context, orderID int64) {
-	if _, err := receipt.Deliver(ctx, c.db.Q(), c.receipts, orderID, receipt.StageDispatched); err != nil &&
-		!errors.Is(err, receipt.ErrInFlight) && ctx.Err() == nil {
-		c.logger.Warn("a receipt could not be sent; the sweep will try again", "order", orderID, "stage", receipt.StageDispatched, slog.Any("error", err))
-	}
 }
 
 // dispatchOverdueAfter is how long past its due time a swept order may

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
@@ -29,7 +30,8 @@ import (
 
 // receiptsSweptAfter is how old an unsent receipt enqueued since the
 // instance launched must be before the watch's sweep sends it: younger
-// ones are their step's, or the dispatch sweep's, to send.
+// ones are their step's, the dispatch sweep's or the settling
+// process's (sendPaidReceipts) to send.
 const receiptsSweptAfter = time.Minute
 
 // enqueueReceipt writes the receipt of the order's stage to the outbox, in
@@ -76,6 +78,54 @@ func (c *Checkout) sendReceipt(ctx dbos.Context, o orderOutput, stage receipt.St
 		return "", nil
 	})
 	return err
+}
+
+// paidReceiptsQueued bounds the paid receipts waiting in this process to
+// be sent (sendPaidReceipts); one more is left to the receipts' sweep.
+const paidReceiptsQueued = 1024
+
+// queuePaidReceipt has the paid receipt of an order that this process
+// settled, enqueued in the settling transaction, sent soon after: a
+// checkout of version5 sends none itself. A receipt the queue has no room
+// for, or a crash keeps from going, is sent by the receipts' sweep.
+func (c *Checkout) queuePaidReceipt(o shop.Order) {
+	if o.Email == "" || o.CheckoutVersion < version5 {
+		return // no receipt, or its checkout's step sends it
+	}
+	select {
+	case c.paidReceipts <- o.ID:
+	default:
+		c.logger.Debug("the paid receipts queue is full: the receipts' sweep will send this one", "order", o.ID)
+	}
+}
+
+// sendPaidReceipts sends the paid receipts queued until ctx is done,
+// receiptsSentAtOnce at a time, and then waits for those it is sending.
+func (c *Checkout) sendPaidReceipts(ctx context.Context) {
+	var sending sync.WaitGroup
+	defer sending.Wait()
+	slots := make(chan struct{}, receiptsSentAtOnce)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case orderID := <-c.paidReceipts:
+			slots <- struct{}{}
+			sending.Go(func() {
+				defer func() { <-slots }()
+				c.deliverReceipt(ctx, orderID, receipt.StagePaid)
+			})
+		}
+	}
+}
+
+// deliverReceipt sends a receipt enqueued already, outside any step; one
+// that cannot go now is the receipts' sweep's to send.
+func (c *Checkout) deliverReceipt(ctx context.Context, orderID int64, stage receipt.Stage) {
+	if _, err := receipt.Deliver(ctx, c.db.Q(), c.receipts, orderID, stage); err != nil &&
+		!errors.Is(err, receipt.ErrInFlight) && ctx.Err() == nil {
+		c.logger.Warn("a receipt could not be sent; the sweep will try again", "order", orderID, "stage", stage, slog.Any("error", err))
+	}
 }
 
 // sweepReceipts sends the receipts that their step, or the dispatch

@@ -19,8 +19,9 @@ import (
 // directly, as another instance's webhook runs it: it writes the row and
 // wakes nothing in this process) is found by the poll of the settlements,
 // and its checkout goes on long before its payment deadline. One paid
-// through this process is woken at once. Neither leaves a message in
-// DBOS's notifications: a checkout of version5 reads the order's row.
+// through this process is woken at once. Neither takes a step for the
+// payment, nor leaves a message in DBOS's notifications: a seed checkout
+// of version5 reads the order's row, and ends.
 func TestCheckoutWokenBySettlementElsewhere(t *testing.T) {
 	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
@@ -70,8 +71,8 @@ func TestCheckoutWokenBySettlementElsewhere(t *testing.T) {
 			for _, s := range d.Steps {
 				names = append(names, s.Name)
 			}
-			if !slices.Contains(names, "checkout.settlement") || slices.Contains(names, "DBOS.recv") {
-				t.Errorf("checkout %s took the steps %q, want its settlement and no Recv", key, names)
+			if slices.Contains(names, "checkout.settlement") || slices.Contains(names, "DBOS.recv") {
+				t.Errorf("checkout %s took the steps %q, want no step for its payment: neither a settlement nor a Recv", key, names)
 			}
 		}
 		table := "notifications"
@@ -106,4 +107,44 @@ func (f fixture) awaitCheckoutEnded(t testing.TB, key string) {
 			t.Fatalf("checkout %s is %s after 30 s, want SUCCESS", key, d.Status)
 		}
 	}
+}
+
+// TestSeedCheckoutStepsOnlyToCancel, on both engines: a seed checkout of
+// version5 records a step after placeOrder only when its deadline passed
+// unpaid, the settlement that cancels its order; refused, it ends as its
+// order's row says, with none.
+func TestSeedCheckoutStepsOnlyToCancel(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
+		cfg := fastConfig
+		cfg.PaymentTimeout = 500 * time.Millisecond
+		f := setup(t, url, cfg)
+		ctx := context.Background()
+		if _, err := f.co.Start(ctx, "timed-out", checkout.Request{ProductID: 1, Quantity: 1}); err != nil {
+			t.Fatal(err)
+		}
+		refused, err := f.co.Start(ctx, "refused", checkout.Request{ProductID: 1, Quantity: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.co.Pay(ctx, refused, shop.PaymentFailed); err != nil {
+			t.Fatal(err)
+		}
+		for key, settlement := range map[string]bool{"timed-out": true, "refused": false} {
+			f.awaitCheckoutEnded(t, key)
+			d, err := f.co.Workflow(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, s := range d.Steps {
+				names = append(names, s.Name)
+			}
+			if slices.Contains(names, "checkout.settlement") != settlement || d.Order == nil || d.Order.Status != shop.StatusCancelled {
+				t.Errorf("checkout %s took the steps %q, its order %+v; want the settlement %v, the order CANCELLED", key, names, d.Order, settlement)
+			}
+		}
+		f.audit(t)
+	})
 }

@@ -734,12 +734,13 @@ func visibleJS(sel string) string {
 }
 
 type orderView struct {
-	ID                int64  `json:"order_id"`
-	Status            string `json:"status"`
-	ProductID         int64  `json:"product_id"`
-	Quantity          int    `json:"quantity"`
-	ProgressRemaining int    `json:"progress_remaining"`
-	PaymentID         string `json:"payment_id"`
+	ID                int64   `json:"order_id"`
+	Status            string  `json:"status"`
+	ProductID         int64   `json:"product_id"`
+	Quantity          int     `json:"quantity"`
+	ProgressRemaining int     `json:"progress_remaining"`
+	PaymentID         string  `json:"payment_id"`
+	PaidAt            *string `json:"paid_at"`
 }
 
 func listOrders(t *testing.T, s *testServer) []orderView {

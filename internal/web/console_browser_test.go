@@ -168,7 +168,7 @@ func TestBrowserDurability(t *testing.T) {
 		visibleJS(`#checkpoints li[data-name="checkout.placeOrder"]`)+` && `+visibleJS(`#checkpoints li[data-name="DBOS.setEvent"]`)+
 		` && `+visibleJS("#durability-invite"), waitTimeout)
 	b.do("clicking Confirm payment", chromedp.Click(chromedp.CSS("#pay")))
-	b.waitJS("the payment's checkpoint and the dispatch", visibleJS(`#checkpoints li[data-name="checkout.settlement"]`)+` && `+
+	b.waitJS("the payment and the dispatch", visibleJS(`#checkpoints li[data-name="order.paid"]`)+` && `+
 		visibleJS(`#checkpoints li[data-name="order.dispatched"]`)+` && !`+visibleJS("#durability-invite"), dispatchTimeout)
 	if n := runT(b, "counting the placeOrder checkpoints", chromedp.Evaluate[int](
 		`document.querySelectorAll('#checkpoints li[data-name="checkout.placeOrder"]').length`)); n != 1 {

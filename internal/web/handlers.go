@@ -57,6 +57,7 @@ type orderJSON struct {
 	DispatchSteps     int              `json:"dispatch_steps"`
 	ProgressRemaining int              `json:"progress_remaining"`
 	PaymentID         string           `json:"payment_id,omitempty"`
+	PaidAt            *time.Time       `json:"paid_at,omitempty"` // when its payment was taken; none while unpaid
 	UpdatedAt         time.Time        `json:"last_update_time"`
 }
 
@@ -68,9 +69,13 @@ func toOrderJSON(o shop.Order, private bool) orderJSON {
 		o.PaymentID = ""
 	}
 	now := time.Now()
-	return orderJSON{ID: o.ID, LegacyStatus: o.Status.LegacyCode(), Status: o.Status, CancelReason: o.CancelReason,
+	j := orderJSON{ID: o.ID, LegacyStatus: o.Status.LegacyCode(), Status: o.Status, CancelReason: o.CancelReason,
 		ProductID: o.ProductID, ProductName: o.ProductName, Quantity: o.Quantity, TotalCents: o.TotalCents,
 		DispatchSteps: o.DispatchSteps, ProgressRemaining: o.ProgressRemaining(now), PaymentID: o.PaymentID, UpdatedAt: o.LastUpdate(now)}
+	if !o.PaidAt.IsZero() {
+		j.PaidAt = &o.PaidAt
+	}
+	return j
 }
 
 // handleIndex handles "GET /": the page.

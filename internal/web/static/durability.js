@@ -27,7 +27,11 @@
     'DBOS.sleep': 'Durable timer set (it survives a restart)',
     'checkout.cancelUnpaid': 'Unpaid order cancelled, stock released',
     'checkout.markDispatched': 'Order dispatched',
+    'order.paid': 'Payment received: the webhook wrote it on the order, and the checkout ended there',
   };
+  // The steps that record a payment received; a checkout of widgetstore-5
+  // records none (its order's row says it), and the page shows the row's.
+  const PAYMENT_STEPS = new Set(['DBOS.recv', 'checkout.settlement']);
 
   // DBOS marks a patched workflow with a step of its own, "DBOS.patch-<name>".
   const label = (name) => LABELS[name] ?? (name.startsWith('DBOS.patch-')
@@ -158,6 +162,12 @@
       el: item(`${label(c.name)}${c.failed ? ' — failed' : ''}`, c.completed_at || c.started_at,
         c.failed ? 'checkpoint failed' : 'checkpoint', c),
     }));
+    const paidAt = progress.order?.paid_at;
+    if (paidAt && !progress.checkpoints.some((c) => PAYMENT_STEPS.has(c.name))) {
+      const li = item(LABELS['order.paid'], paidAt, 'checkpoint');
+      li.dataset.name = 'order.paid';
+      entries.push({ at: paidAt, el: li });
+    }
     const dispatched = progress.order?.status === 'DISPATCHED';
     if (dispatched && !progress.checkpoints.some((c) => c.name === 'checkout.markDispatched')) {
       const li = item(LABELS['checkout.markDispatched'], progress.order.last_update_time, 'checkpoint');
