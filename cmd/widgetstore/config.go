@@ -31,8 +31,9 @@ type config struct {
 	log         logConfig
 	limits      web.CheckoutLimits
 	behindProxy bool
-	version     bool // -version: print the build and exit
-	healthcheck bool // -healthcheck: probe the server at addr and exit
+	version     bool   // -version: print the build and exit
+	healthcheck bool   // -healthcheck: probe the server at addr and exit
+	pprofAddr   string // -pprof-addr: where Go's profiles are served, loopback; "" for nowhere
 	// From the environment only, never flags that ps shows.
 	webhookKeys   [][]byte // WEBHOOK_SECRET, comma-separated: the first signs, all verify
 	operatorToken []byte   // OPERATOR_TOKEN
@@ -110,6 +111,8 @@ func (cfg *config) settings(getenv func(string) string) []setting {
 			usage: "the shop is reached only through a proxy: take a client's address from the last X-Forwarded-For entry"},
 		{flag: "public-url", value: value(&cfg.publicURL, ""),
 			usage: "the shop's address as customers reach it, such as https://shop.example, for the links in their receipts (default: none)"},
+		{flag: "pprof-addr", value: value(&cfg.pprofAddr, ""),
+			usage: "serve Go's profiles (/debug/pprof/) on this loopback address, such as 127.0.0.1:6060 (default: off)"},
 		{flag: "version", noTwin: true, value: value(&cfg.version, false),
 			usage: "print the build and the DBOS application version, and exit"},
 		{flag: "healthcheck", noTwin: true, value: value(&cfg.healthcheck, false),
@@ -145,6 +148,7 @@ func (cfg *config) checks() []func() error {
 			return nil
 		},
 		cfg.checkExposure,
+		func() error { return checkPprofAddr(cfg.pprofAddr) },
 	}
 }
 

@@ -90,6 +90,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // budget (stopBudget): past it serve returns an error without waiting any
 // more, and what was in flight stays pending for the next start.
 func serve(ctx context.Context, cfg config, stdout io.Writer, logger *slog.Logger) error {
+	stopPprof, err := servePprof(cfg.pprofAddr, logger)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	db, err := store.Open(ctx, cfg.databaseURL)
 	if err != nil {
 		return err
