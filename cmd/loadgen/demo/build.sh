@@ -6,7 +6,8 @@
 # copied to a temporary directory and patched there.
 #
 # The patches are the fewest that let loadgen run it beside this shop:
-#   - DBOS Transact Go v1.8.0, the version this shop is built on;
+#   - DBOS Transact Go v1.8.0, the version the demo is measured on as the
+#     anchor (issue 15); the shop itself is on v1.9.0 (go.mod);
 #   - no AdminServer (v1.8.0's admin server listens on a fixed port, 3001);
 #   - 127.0.0.1 rather than every address, on the port in PORT (8080
 #     without it), so that runs take free ports and serve this machine only.
