@@ -48,8 +48,8 @@ type sqliteConn interface {
 	driver.Validator
 }
 
-// stmtCacheConn is a connection that keeps its statements. database/sql
-// hands a connection to one goroutine at a time, so the map needs no lock;
+// stmtCacheConn is a connection that keeps its statements. It is used by
+// one goroutine at a time (the turns of sqliteLine), so the map needs no lock;
 // the mutex of a cachedStmt only guards its use by rows still open.
 type stmtCacheConn struct {
 	conn  sqliteConn

@@ -51,6 +51,11 @@ type DB struct {
 // (100 by default) for a few instances.
 const defaultPoolSize = 20
 
+// sqliteIdleHandles is how many idle handles on SQLite's one connection
+// database/sql keeps (sqliteLine): about as many as wait for it at once
+// under load, so that it rarely makes new ones.
+const sqliteIdleHandles = 64
+
 // Open opens the database that url names: a postgres:// or postgresql://
 // URL, or a SQLite file as sqlite:PATH or a plain path.
 func Open(ctx context.Context, url string) (*DB, error) {
@@ -100,11 +105,6 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	dsn := "file:" + path + "?_txlock=immediate" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
-	db := sql.OpenDB(stmtCacheConnector{dsn})
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("opening sqlite %s: %w", path, err)
-	}
 	// One connection: SQLite runs one writer at a time anyway, and queueing
 	// for the connection in Go hands it over at once, where writers that
 	// contend for the file lock sleep in SQLite's busy handler, up to 100 ms
@@ -112,8 +112,17 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	// throughput, and a thirtieth of the p99 latency. DBOS v1.8.0 runs each
 	// of its transactions on the connection it began on and takes no second
 	// one meanwhile, so one connection cannot deadlock it. Checkpoints of
-	// the WAL also always complete, with no reader to hold them back.
-	db.SetMaxOpenConns(1)
+	// the WAL also always complete, with no reader to hold them back. The
+	// queue is sqliteLine's, first come first served (sqliteturns.go);
+	// database/sql's own would serve its waiters at random. database/sql
+	// makes a handle on the line for each goroutine that wants one (they
+	// cost a few words), and keeps idle ones for the next.
+	db := sql.OpenDB(newSQLiteLine(dsn))
+	db.SetMaxIdleConns(sqliteIdleHandles)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening sqlite %s: %w", path, err)
+	}
 	return &DB{SQLite: db, URL: "sqlite:" + path}, nil
 }
 
