@@ -47,8 +47,8 @@ func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (payme
 // same refusal again.
 //
 // The checkout it starts hands it the placement (placementWaiters), at no
-// cost to the database; one it finds started, its placement read from the
-// checkout's records (readPlacement).
+// cost to the database; of one it finds started, the placement is read
+// from the checkout's records (awaitPlacement).
 func (c *Checkout) Place(reqCtx context.Context, key string, req Request) (Placement, error) {
 	in, err := c.admit(reqCtx, key, req)
 	if err != nil {
@@ -61,10 +61,7 @@ func (c *Checkout) Place(reqCtx context.Context, key string, req Request) (Place
 		return Placement{}, fmt.Errorf("starting checkout %s: %w", key, err)
 	}
 	published, err := awaitDatabase(reqCtx, c, publishWait, func(ctx context.Context) (placement, error) {
-		if started {
-			return waiter.await(ctx)
-		}
-		return c.readPlacement(ctx, key, waiter)
+		return c.awaitPlacement(ctx, key, waiter, started)
 	})
 	if err != nil {
 		return Placement{}, fmt.Errorf("waiting for checkout %s to place its order: %w", key, err)

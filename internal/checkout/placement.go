@@ -29,17 +29,31 @@ const placementPoll = 100 * time.Millisecond
 // stepCancelUnpaid is the name that cancelUnpaid's step records.
 const stepCancelUnpaid = "checkout.cancelUnpaid"
 
-// await waits for the hand-off of the checkout that w's request started.
-// A failure for want of the database (a full disk, say) is that error, so
+// handOffWait is how long a request waits for the hand-off of the
+// checkout it started before it reads the checkout's records too: the
+// hand-off comes in the time the first step takes, milliseconds, unless
+// the payment provider is slow to give an intent or the checkout was
+// cancelled while it placed, and then never.
+const handOffWait = 2 * time.Second
+
+// awaitPlacement waits for the placement of checkout key, which the
+// request of w found started by another or, started, started itself. A
+// failure for want of the database (a full disk, say) is that error, so
 // the client is told to send the same key again, as it was while the
 // failure was published: the event could not be written then either.
-func (w *placementWaiter) await(ctx context.Context) (placement, error) {
-	select {
-	case h := <-w.handed:
-		return h.result()
-	case <-ctx.Done():
-		return placement{}, ctx.Err()
+func (c *Checkout) awaitPlacement(ctx context.Context, key string, w *placementWaiter, started bool) (placement, error) {
+	if started {
+		wait := time.NewTimer(handOffWait)
+		defer wait.Stop()
+		select {
+		case h := <-w.handed:
+			return h.result()
+		case <-wait.C:
+		case <-ctx.Done():
+			return placement{}, ctx.Err()
+		}
 	}
+	return c.readPlacement(ctx, key, w)
 }
 
 // result is the placement handed off, or the error that kept it from
@@ -51,11 +65,10 @@ func (h handOff) result() (placement, error) {
 	return h.placement, nil
 }
 
-// readPlacement is the placement of checkout key, which the request of w
-// found started: read from the checkout's records, again every
-// placementPoll until it has placed or ended, unless its hand-off comes
-// first (it runs here). w registered before the checkout was found
-// started, so a hand-off before w is in the records it reads.
+// readPlacement is the placement of checkout key read from its records,
+// again every placementPoll until it has placed or ended, unless its
+// hand-off to w comes first (it runs here). w registered before the
+// checkout could start, so a hand-off before w is in the records read.
 func (c *Checkout) readPlacement(ctx context.Context, key string, w *placementWaiter) (placement, error) {
 	poll := time.NewTicker(placementPoll)
 	defer poll.Stop()
