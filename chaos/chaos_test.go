@@ -210,14 +210,15 @@ func TestKillMidDispatch(t *testing.T) {
 		for _, step := range steps {
 			names = append(names, step.StepName)
 		}
-		want := []string{"checkout.placeOrder", "DBOS.setEvent", "checkout.settlement"}
+		want := []string{"checkout.placeOrder", "checkout.settlement"}
 		if !slices.Equal(names, want) {
 			t.Fatalf("the checkout's steps are %q, want each once: %q", names, want)
 		}
 		t.Logf("restart to serving: %v", healthy.Round(time.Millisecond))
-		// The order was placed and its payment id published before the
-		// kill; their records are those of the first run.
-		for _, step := range steps[:2] {
+		// The order was placed before the kill: its record is the first
+		// run's. (Its settlement may be read after the restart: the
+		// progress counts from the payment itself.)
+		for _, step := range steps[:1] {
 			if step.CompletedAt.After(restarted) {
 				t.Errorf("step %s completed after the restart: it ran again", step.StepName)
 			}
