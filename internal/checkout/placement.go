@@ -36,11 +36,12 @@ const stepCancelUnpaid = "checkout.cancelUnpaid"
 // cancelled while it placed, and then never.
 const handOffWait = 2 * time.Second
 
-// awaitPlacement waits for the placement of checkout key, which the
-// request of w found started by another or, started, started itself. A
-// failure for want of the database (a full disk, say) is that error, so
-// the client is told to send the same key again, as it was while the
-// failure was published: the event could not be written then either.
+// awaitPlacement waits for the placement of checkout key for the request
+// of w: handed off by the checkout when the request started it (started),
+// read from the checkout's records when it did not, or when the hand-off
+// is late. A failure for want of the database (a full disk, say) is that
+// error, so the client is told to send the same key again, as it was when
+// the event that would have told it could not be written either.
 func (c *Checkout) awaitPlacement(ctx context.Context, key string, w *placementWaiter, started bool) (placement, error) {
 	if started {
 		wait := time.NewTimer(handOffWait)
