@@ -84,7 +84,7 @@ func TestPageShowsCheckpointsAcrossKill(t *testing.T) {
 	wait("the product cards", `document.querySelectorAll('.product[data-product-id]').length > 0`)
 	do("clicking Buy", chromedp.Click(chromedp.CSS(`.product[data-product-id="1"] .buy`)))
 	wait("the payment id", `!!document.querySelector('#payment-id')?.textContent`)
-	wait("the placement's checkpoints, the checkout awaiting its payment", listed("DBOS.setEvent")+` === 1 && `+listed("checkout.settlement")+` === 0`)
+	wait("the placement's checkpoint, the checkout awaiting its payment", listed("checkout.placeOrder")+` === 1 && `+listed("checkout.settlement")+` === 0`)
 
 	// Killed while the checkout waits for its payment: a checkout of
 	// widgetstore-5 ends at the payment, its order dispatched by the
