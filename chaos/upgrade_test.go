@@ -3,6 +3,7 @@ package chaos_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,19 +86,19 @@ func buildRelease(commit string) (string, error) {
 }
 
 // The paths of a checkout: its first steps, and the steps that only its
-// path takes. widgetstore-4's places its order and publishes it, waits
-// for the webhook's word (DBOS.recv) and dispatches its order itself
-// (checkout.markDispatched); widgetstore-5's, paid, takes no step after
-// it has placed its order: it ends as its order's row says, its order
-// dispatched by the sweep.
+// path takes. widgetstore-4's places its order and publishes it as an
+// event, waits for the webhook's word (DBOS.recv) and dispatches its order
+// itself (checkout.markDispatched); widgetstore-5's places it, hands it to
+// the request in its own process and, paid, takes no step after: it ends
+// as its order's row says, its order dispatched by the sweep.
 type path struct {
 	first, only []string
 	all         bool // first is every step of the path
 }
 
 var (
-	oldPath = path{first: []string{"checkout.placeOrder", "DBOS.setEvent"}, only: []string{"DBOS.recv", "checkout.markDispatched"}}
-	newPath = path{first: []string{"checkout.placeOrder", "DBOS.setEvent"}, all: true}
+	oldPath = path{first: []string{"checkout.placeOrder", "DBOS.setEvent"}, only: []string{"DBOS.setEvent", "DBOS.recv", "checkout.markDispatched"}}
+	newPath = path{first: []string{"checkout.placeOrder"}, all: true}
 )
 
 // checkPaths fails the test unless every checkout of oldKeys took the old
@@ -290,6 +291,25 @@ func TestRollingUpgrade(t *testing.T) {
 	waiting[b.mustPost("/checkout/b-old-later")] = a   // an old one, started on the old instance after the upgrade began
 	orders = append(orders, b.mustPost("/payment_webhook/"+a.mustPost("/checkout/a-new-dispatching")+"/paid"))
 	a.awaitOrder(orders[len(orders)-1], "being dispatched", midDispatch)
+	// B, old, asked again for the key of a new checkout, waits for the
+	// event that only the old checkouts set, and answers 503 at the end of
+	// its wait (30 s): the client sends the key again (docs/design.md).
+	type answer struct {
+		status int
+		took   time.Duration
+		err    error
+	}
+	oldAsked := make(chan answer, 1)
+	go func() {
+		began := time.Now()
+		resp, err := (&http.Client{Timeout: time.Minute}).Post(b.url()+"/checkout/a-new-waiting", "", nil)
+		if err == nil {
+			resp.Body.Close()
+			oldAsked <- answer{resp.StatusCode, time.Since(began), nil}
+			return
+		}
+		oldAsked <- answer{err: err}
+	}()
 	// A dies and stays down until B, old, has taken it over: B recovers
 	// none of A's new checkouts, and A finishes them when it is back.
 	tookOver := strings.Count(b.output(), takeoverLine)
@@ -303,6 +323,12 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // B's queue would have run them by now, were they its version's
 	a.run()
+
+	got := <-oldAsked
+	t.Logf("B, old, asked for the key of a new checkout: %d after %v (%v)", got.status, got.took.Round(time.Millisecond), got.err)
+	if got.status != 503 || got.took < 29*time.Second {
+		t.Errorf("B, old, asked for the key of a new checkout: %d after %v (%v), want 503 after 30 s", got.status, got.took, got.err)
+	}
 
 	// Both today's.
 	b.kill()

@@ -16,8 +16,8 @@ import (
 	"github.com/widgetstore/widgetstore/internal/store"
 )
 
-// publishWait bounds how long a request waits for a checkout to publish
-// its placement, which it does right after its first step.
+// publishWait bounds how long a request waits for a checkout to place its
+// order, which it does in its first step.
 const publishWait = 30 * time.Second
 
 // Placement is what a checkout placed, as its customer is told.
@@ -45,18 +45,23 @@ func (c *Checkout) Start(reqCtx context.Context, key string, req Request) (payme
 // units awaiting payment as it may); any other error is internal. A key
 // refused for the limit is used: its checkout ended, and it answers the
 // same refusal again.
+//
+// The checkout it starts hands it the placement (placementWaiters), at no
+// cost to the database; of one it finds started, the placement is read
+// from the checkout's records (awaitPlacement).
 func (c *Checkout) Place(reqCtx context.Context, key string, req Request) (Placement, error) {
 	in, err := c.admit(reqCtx, key, req)
 	if err != nil {
 		return Placement{}, err
 	}
-	if err := c.start(reqCtx, key, req, in); err != nil {
+	waiter := c.placements.register(key)
+	defer c.placements.giveUp(waiter)
+	started, err := c.start(reqCtx, key, req, in)
+	if err != nil {
 		return Placement{}, fmt.Errorf("starting checkout %s: %w", key, err)
 	}
-	// GetEvent's own timeout says when the checkout took too long, the
-	// second more only that the database stopped answering.
-	published, err := awaitDatabase(reqCtx, c, publishWait+time.Second, func(ctx context.Context) (placement, error) {
-		return dbos.GetEvent[placement](dbos.From(c.dbosCtx, ctx), key, EventPlaced, publishWait)
+	published, err := awaitDatabase(reqCtx, c, publishWait, func(ctx context.Context) (placement, error) {
+		return c.awaitPlacement(ctx, key, waiter, started)
 	})
 	if err != nil {
 		return Placement{}, fmt.Errorf("waiting for checkout %s to place its order: %w", key, err)
@@ -103,12 +108,13 @@ func (c *Checkout) admit(ctx context.Context, key string, req Request) (input, e
 	return in, nil
 }
 
-// start starts the checkout of in under key, or finds it started. Whom it
-// is for is saved first, in a row of its own (store.SaveContact), not in
-// the workflow's input; the client's address only while a limit reads it.
-func (c *Checkout) start(ctx context.Context, key string, req Request, in input) error {
+// start starts the checkout of in under key, or finds it started, and
+// says which: started, it runs in this process. Whom it is for is saved
+// first, in a row of its own (store.SaveContact), not in the workflow's
+// input; the client's address only while a limit reads it.
+func (c *Checkout) start(ctx context.Context, key string, req Request, in input) (started bool, err error) {
 	if err := c.writable(ctx); err != nil {
-		return err
+		return false, err
 	}
 	contact := store.Contact{Email: req.Email}
 	if c.cfg.PendingUnitsPerClient > 0 {
@@ -116,14 +122,21 @@ func (c *Checkout) start(ctx context.Context, key string, req Request, in input)
 	}
 	if contact != (store.Contact{}) {
 		if err := store.SaveContact(ctx, c.db.Q(), key, contact, time.Now()); err != nil {
-			return err
+			return false, err
 		}
 		in.Contact = true
 	}
-	_, err := awaitDatabase(ctx, c, startWait, func(context.Context) (dbos.WorkflowHandle[Result], error) {
-		return dbos.RunWorkflow(c.traceFrom(ctx), c.checkout, in, dbos.WithWorkflowID(key))
+	// Rejecting a key already used says whether this call inserted the
+	// checkout's row, for what returning the existing one cost: the
+	// insert, rolled back instead of committed.
+	_, err = awaitDatabase(ctx, c, startWait, func(context.Context) (dbos.WorkflowHandle[Result], error) {
+		return dbos.RunWorkflow(c.traceFrom(ctx), c.checkout, in, dbos.WithWorkflowID(key),
+			dbos.WithWorkflowIDReusePolicy(dbos.WorkflowIDReusePolicyReject))
 	})
-	return err
+	if errors.Is(err, dbos.ErrWorkflowIDInUse) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // answer is what the client that started a checkout is told of its outcome.
@@ -375,11 +388,6 @@ func isTimeout(err error) bool {
 	return errors.Is(err, &dbos.Error{Code: dbos.ErrorCodeTimeout})
 }
 
-// placementWait bounds how long Find waits for a checkout's placement,
-// which a placed order's checkout has set already (or will in a moment,
-// if it is being recovered).
-const placementWait = 2 * time.Second
-
 // Found is an order as its customer sees it: whole, with where it is paid.
 type Found struct {
 	shop.Order
@@ -424,8 +432,8 @@ func (c *Checkout) FindByPaymentID(ctx context.Context, paymentID string) (Found
 }
 
 // found completes an order with its lines and, while it awaits payment,
-// the page its customer pays on: placed's, or else read from its
-// checkout's placement event.
+// the page its customer pays on: placed's, or else the one its checkout's
+// createIntent recorded (none, before it has, or without the provider).
 func (c *Checkout) found(ctx context.Context, o shop.Order, placed *Placement) (Found, error) {
 	f := Found{Order: o}
 	var err error
@@ -437,11 +445,9 @@ func (c *Checkout) found(ctx context.Context, o shop.Order, placed *Placement) (
 	case placed != nil:
 		f.PayURL = placed.PayURL
 	default:
-		event, err := dbos.GetEvent[placement](dbos.From(c.dbosCtx, ctx), o.CheckoutID, EventPlaced, placementWait)
-		if err != nil && !isTimeout(err) {
-			return f, fmt.Errorf("reading the placement of checkout %s: %w", o.CheckoutID, err)
+		if f.PayURL, err = c.recordedPayURL(ctx, o.CheckoutID); err != nil {
+			return f, err
 		}
-		f.PayURL = event.PayURL
 	}
 	return f, nil
 }

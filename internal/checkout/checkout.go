@@ -1,8 +1,9 @@
 // Package checkout holds the shop's durable workflow, the checkout: it
 // places the order (created and its stock reserved in one transaction),
-// publishes the payment id, waits for the payment webhook's word, and then
-// ends with the order paid or cancels it; a sweep that every instance runs
-// dispatches the paid orders (dispatch.go). Every database write is a
+// hands the payment id to the request waiting for it, waits for the
+// payment webhook's word, and then ends with the order paid or cancels it;
+// a sweep that every instance runs dispatches the paid orders
+// (dispatch.go). Every database write is a
 // dbos.RunAsTransaction step on the handle DBOS shares, or the webhook's own
 // transaction that also wakes the checkout, so each is applied exactly
 // once, crash or not. docs/performance.md says why it is shaped so.
@@ -27,8 +28,9 @@ import (
 const (
 	WorkflowCheckout = "checkout.Checkout"
 
-	// EventPlaced is the checkout's event that tells the client what was
-	// placed: the payment id, or why there is none (see placement).
+	// EventPlaced is the event that told the client what a checkout
+	// before version5 placed: the payment id, or why there is none (see
+	// placement). Those checkouts still set it; no one reads it.
 	EventPlaced = "placed"
 	// topicPayment carries the payment webhook's word to the checkouts
 	// before version5, which wait for it (awaitWord).
@@ -91,6 +93,9 @@ type Checkout struct {
 	// settlements wakes the checkouts waiting here for their orders'
 	// payment (settlement.go).
 	settlements settlements
+	// placements hands each checkout's placement to the requests of this
+	// process waiting for it.
+	placements placementWaiters
 	// paidReceipts are the orders whose paid receipt this process is to
 	// send (queuePaidReceipt).
 	paidReceipts chan int64

@@ -56,7 +56,11 @@ func TestVersionsDispatchTheirOwnWay(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			placed, err := dbos.GetEvent[placement](c.dbosCtx, key, EventPlaced, 10*time.Second)
+			// As a request that finds the checkout started reads it: from
+			// its records, or handed off.
+			waiter := c.placements.register(key)
+			placed, err := c.readPlacement(ctx, key, waiter)
+			c.placements.giveUp(waiter)
 			if err != nil || placed.PaymentID == "" {
 				t.Fatalf("%s: the placement %+v, %v", key, placed, err)
 			}

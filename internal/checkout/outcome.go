@@ -9,9 +9,10 @@ import (
 )
 
 // An outcome is how placing a checkout's order came out: placed,
-// outOfStock, limited, screened or failed. The checkout publishes it
-// (EventPlaced) for the request that started it, which answers the
-// customer by its kind.
+// outOfStock, limited, screened or failed. The checkout hands it to the
+// request waiting for it (placementWaiters), or the request reads it from
+// the checkout's records (recordedOutcome), and answers the customer by
+// its kind.
 type outcome interface {
 	result() Result // the checkout's result when it ends there
 }
@@ -57,11 +58,12 @@ func (f failed) result() Result     { return orderResult(f.order.Order) }
 
 func orderResult(o shop.Order) Result { return Result{OrderID: o.ID, Status: o.Status} }
 
-// placement is an outcome as the checkout publishes it, with what was
+// placement is an outcome as the checkout hands it off, with what was
 // asked for, so that a key reused for another purchase is told apart
-// without reading the order again. Its flags are the event's format, which
-// the instances of the previous build read during a rolling upgrade:
-// publication and outcome are the only readers of them.
+// without reading the order again. Its flags are the format of the event
+// that the checkouts before version5 set (EventPlaced), which the
+// instances of widgetstore-4 read during a rolling upgrade: publication
+// and outcome are the only readers of them.
 type placement struct {
 	PaymentID string // "" when the order could not be placed
 	// What was asked for: the seed's one line, or the cart's Lines.
@@ -85,7 +87,8 @@ type placement struct {
 	Screened        bool      `json:",omitempty"`
 }
 
-// publication is the event that publishes the outcome of in's checkout.
+// publication is the placement of in's checkout that came out as o: what
+// it hands off, and what the checkouts before version5 set as their event.
 func publication(in input, o outcome) placement {
 	p := placement{ProductID: in.ProductID, Quantity: in.Quantity, Lines: in.Lines, ViaProvider: in.ViaProvider}
 	switch o := o.(type) {

@@ -49,13 +49,14 @@ type paymentWord struct {
 
 // checkout is the workflow "checkout.Checkout"; its id is the client's
 // idempotency key, so the same key always finds the same order. It places
-// the order, publishes what it placed, waits for the payment or its
-// deadline, and then ends with the order paid (the dispatch sweep
-// dispatches it; before version5, the checkout did) or cancels it.
+// the order, hands what it placed to the request waiting for it, waits
+// for the payment or its deadline, and then ends with the order paid (the
+// dispatch sweep dispatches it; before version5, the checkout did) or
+// cancels it.
 //
-// It costs, paid: the workflow's row, placeOrder, the placement event, the
-// settlement (the order as its payment left it), and the workflow's
-// outcome; the webhook's transaction settles the order, and a sweep's
+// It costs, paid: the workflow's row, placeOrder, the settlement (the
+// order as its payment left it), and the workflow's outcome; the
+// webhook's transaction settles the order, and a sweep's
 // transaction dispatches it with others. A cart paid through the provider
 // adds createIntent, and an order with an email address a sendReceipt
 // step for its paid receipt. Before version5 the checkout also ran
@@ -71,9 +72,15 @@ func (c *Checkout) checkout(ctx dbos.Context, in input) (Result, error) {
 	outcome, err := c.place(ctx, checkoutID, in)
 	settledWake, stopWaiting := c.awaitedSettlement(outcome)
 	defer stopWaiting()
-	// Published even when it failed: the waiting client is told now
+	// Handed off even when it failed: the waiting client is told now
 	// rather than at its timeout.
-	if err := errors.Join(err, dbos.SetEvent(ctx, EventPlaced, publication(in, outcome))); err != nil {
+	c.placements.handOff(checkoutID, handOffOf(in, outcome, err))
+	if in.Version < version5 {
+		// widgetstore-4's checkouts and older published it as an event,
+		// a step, and replay it; nothing reads it any more (readPlacement).
+		err = errors.Join(err, dbos.SetEvent(ctx, EventPlaced, publication(in, outcome)))
+	}
+	if err != nil {
 		return Result{}, err
 	}
 	awaiting, ok := outcome.(placed)

@@ -165,7 +165,7 @@ func TestBrowserDurability(t *testing.T) {
 	}
 	b.do("clicking Buy on product 1", chromedp.Click(chromedp.CSS(productSel(1, ".buy"))))
 	b.waitJS("the order's first checkpoints and the invitation to crash", visibleJS("#durability")+` && `+
-		visibleJS(`#checkpoints li[data-name="checkout.placeOrder"]`)+` && `+visibleJS(`#checkpoints li[data-name="DBOS.setEvent"]`)+
+		visibleJS(`#checkpoints li[data-name="checkout.placeOrder"]`)+
 		` && `+visibleJS("#durability-invite"), waitTimeout)
 	b.do("clicking Confirm payment", chromedp.Click(chromedp.CSS("#pay")))
 	b.waitJS("the payment and the dispatch", visibleJS(`#checkpoints li[data-name="order.paid"]`)+` && `+
