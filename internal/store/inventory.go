@@ -48,6 +48,17 @@ func (db *DB) Restock(ctx context.Context, level int) (int, error) {
 // ledger. A decrease that would take the stock below zero changes nothing
 // and returns errOutOfStock.
 func moveStock(ctx context.Context, tx dbos.Querier, product int64, order *int64, delta int64, reason string, nowMs int64) error {
+	// The ledger's row first, the guarded UPDATE last: the UPDATE locks
+	// the product's row until the transaction commits, and on PostgreSQL
+	// every purchase of the product waits for that lock, so it is taken as
+	// late as the transaction allows (only the step's checkpoint and the
+	// commit come after it). Too little stock takes the row back.
+	var entry int64
+	if err := tx.QueryRow(ctx, `
+		INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)
+		VALUES ($1, $2, $3, $4, $5) RETURNING entry_id`, product, order, delta, reason, nowMs).Scan(&entry); err != nil {
+		return fmt.Errorf("recording a stock move of product %d: %w", product, err)
+	}
 	res, err := tx.Exec(ctx, `UPDATE products SET inventory = inventory + $1 WHERE product_id = $2 AND inventory + $1 >= 0`, delta, product)
 	if err != nil {
 		return fmt.Errorf("moving stock of product %d by %d: %w", product, delta, err)
@@ -55,12 +66,10 @@ func moveStock(ctx context.Context, tx dbos.Querier, product int64, order *int64
 	if n, err := res.RowsAffected(); err != nil {
 		return err
 	} else if n == 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM inventory_ledger WHERE entry_id = $1`, entry); err != nil {
+			return fmt.Errorf("taking back the stock move of product %d: %w", product, err)
+		}
 		return errOutOfStock
-	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)
-		VALUES ($1, $2, $3, $4, $5)`, product, order, delta, reason, nowMs); err != nil {
-		return fmt.Errorf("recording a stock move of product %d: %w", product, err)
 	}
 	return nil
 }
