@@ -34,12 +34,12 @@ bench/load: ## the cost of a purchase: the shop built, started on fresh database
 	go run ./cmd/loadgen -shop "$$dir/widgetstore" -engine sqlite,postgres -customers 1,8,32,64 -duration 10s $(LOAD_ARGS)
 
 # DEMO_SRC is a checkout of DBOS's demo shop: dbos-demo-apps/golang/widget-store.
-bench/demo: ## this shop beside DBOS's own demo shop, interleaved on PostgreSQL, 32 customers, 3 rounds (DEMO_SRC=…)
+bench/demo: ## this shop beside DBOS's own demo shop (on PostgreSQL; the shop on SQLite too), interleaved, 32 customers, 3 rounds of 20 s (DEMO_SRC=…)
 	@test -n "$(DEMO_SRC)" || { echo "set DEMO_SRC to a checkout of dbos-demo-apps/golang/widget-store" >&2; exit 2; }
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
 	bash cmd/loadgen/demo/build.sh "$(DEMO_SRC)" "$$dir/demo" && \
 	go build -o "$$dir/widgetstore" ./cmd/widgetstore && \
-	go run ./cmd/loadgen -shop demo="$$dir/demo/widget-store",shop="$$dir/widgetstore" -engine postgres -customers 32 -rounds 3 $(LOAD_ARGS)
+	go run ./cmd/loadgen -shop demo="$$dir/demo/widget-store",shop="$$dir/widgetstore" -engine postgres,sqlite -customers 32 -rounds 3 -duration 20s $(LOAD_ARGS)
 
 # staticcheck's version, pinned (honnef.co/go/tools v0.8.2 is staticcheck
 # 2026.2.2); .ci/run pins the same.

@@ -12,11 +12,12 @@ import (
 const errorPause = 50 * time.Millisecond
 
 // restockEvery is how many checkouts the closed loop starts between two
-// restocks. The shop tops stock up to 100 and each checkout holds one, so
-// with C customers in flight the shelf keeps at least 100-32-C: empty
-// only above 68 customers, and then the customer who finds it empty
-// restocks and buys again.
-const restockEvery = 32
+// restocks. Each restock tops the stock up to restockLevel and each
+// checkout holds one, so the shelf keeps at least restockLevel -
+// restockEvery - C: never empty at any number of customers loadgen runs,
+// and should it be, the customer who finds it empty restocks and buys
+// again.
+const restockEvery = 10_000
 
 // closedLoop is C customers, each buying one widget after another: a
 // checkout with a new key, then the paid webhook for its payment id.
@@ -37,6 +38,9 @@ type closedLoop struct {
 func (l *closedLoop) run(ctx context.Context, customers, perCustomer int, until time.Time) *purchaseStats {
 	s := newPurchaseStats(until)
 	stock := &restocker{shop: l.shop, stats: s, off: !l.restock}
+	// Topped up before the first customer buys: a shop starts with 100
+	// of each product.
+	stock.restockNow(ctx)
 	var wg sync.WaitGroup
 	for range customers {
 		wg.Go(func() { l.customer(ctx, s, stock, perCustomer, until) })
@@ -67,7 +71,7 @@ func (l *closedLoop) purchase(ctx context.Context, s *purchaseStats, stock *rest
 	case bought:
 		return true
 	case outOfStock:
-		return stock.empty(ctx)
+		return stock.restockNow(ctx)
 	}
 	return false
 }
@@ -100,9 +104,9 @@ func (r *restocker) checkoutStarting(ctx context.Context) {
 	}
 }
 
-// empty is a customer's finding the shelf empty: it waits for a restock
-// (the one under way, or a new one) and says whether it worked.
-func (r *restocker) empty(ctx context.Context) bool {
+// restockNow waits for a restock (the one under way, or a new one), as a
+// customer who finds the shelf empty does, and says whether it worked.
+func (r *restocker) restockNow(ctx context.Context) bool {
 	if r.off {
 		return false
 	}
