@@ -341,8 +341,10 @@ func (c *Checkout) settle(ctx context.Context, r store.PaymentReport) (store.Set
 	}
 	if s.Changed {
 		c.settlements.settled(s.Order.ID)
-		if r.Status == shop.PaymentPaid {
-			c.queuePaidReceipt(s.Order)
+		// Its paid receipt, enqueued above: a checkout before version5
+		// sends it in a step of its own.
+		if r.Status == shop.PaymentPaid && s.Order.Email != "" && s.Order.CheckoutVersion >= version5 {
+			c.queueReceipt(s.Order.ID, receipt.StagePaid)
 		}
 	}
 	c.metrics.paymentReported(s.Order, s.Changed, settled(s.Order, r.Status))

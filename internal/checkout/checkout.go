@@ -1,9 +1,9 @@
 // Package checkout holds the shop's durable workflow, the checkout: it
 // places the order (created and its stock reserved in one transaction),
-// hands the payment id to the request waiting for it, waits for the
-// payment webhook's word, and then ends with the order paid or cancels it;
-// a sweep that every instance runs dispatches the paid orders
-// (dispatch.go). Every database write is a
+// hands the payment id to the request waiting for it, waits until the
+// payment webhook settles the order's row or its deadline passes, and ends
+// with the order paid or cancelled; a sweep that every instance runs
+// dispatches the paid orders (dispatch.go). Every database write is a
 // dbos.RunAsTransaction step on the handle DBOS shares, or the webhook's own
 // transaction that also wakes the checkout, so each is applied exactly
 // once, crash or not. docs/performance.md says why it is shaped so.
@@ -96,11 +96,11 @@ type Checkout struct {
 	// placements hands each checkout's placement to the requests of this
 	// process waiting for it.
 	placements placementWaiters
-	// paidReceipts are the orders whose paid receipt this process is to
-	// send (queuePaidReceipt).
-	paidReceipts chan int64
+	// receiptQueue holds the receipts this process is to send
+	// (queueReceipt).
+	receiptQueue chan queuedReceipt
 	watch        watch
-	stopWatch    func() // stops runWatch, runProbe, pollSettlements, runDispatchSweep and sendPaidReceipts and waits for them
+	stopWatch    func() // stops runWatch, runProbe, pollSettlements, runDispatchSweep and sendQueuedReceipts and waits for them
 	// launchedAt is when this instance launched: the receipts enqueued
 	// before it that are still unsent were left by a crash, and its first
 	// sweep of the receipts sends them (sweepReceipts).

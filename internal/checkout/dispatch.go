@@ -3,7 +3,6 @@ package checkout
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
@@ -19,9 +18,10 @@ import (
 // payment time), moved there by a sweep that every instance runs: one
 // transaction moves the orders due and enqueues their dispatched receipts
 // (store.DispatchDue), whose status guard dispatches each order once when
-// instances sweep at once. The sweep then sends those receipts, as the
-// checkout's step did; one it could not send, or a crash kept from going,
-// is sent by the watch's sweep of the receipts (sweepReceipts). Older
+// instances sweep at once. Those receipts are then queued to be sent
+// (queueReceipt), as the checkout's step sent them; one that could not go,
+// or a crash kept from going, is sent by the watch's sweep of the receipts
+// (sweepReceipts). Older
 // checkouts dispatch their own orders (dispatch), which the sweep never
 // takes.
 
@@ -35,9 +35,6 @@ const (
 	// sweptAtOnce bounds the orders one sweep's transaction dispatches;
 	// the sweep goes on at once while it finds that many.
 	sweptAtOnce = 500
-	// receiptsSentAtOnce bounds the dispatched receipts the sweep sends at
-	// once, so that a slow mail server does not hold the dispatches.
-	receiptsSentAtOnce = 8
 )
 
 // sweepEvery is how often the instance sweeps the dispatches due.
@@ -46,13 +43,11 @@ func (c *Checkout) sweepEvery() time.Duration {
 }
 
 // runDispatchSweep sweeps the dispatches due every sweepEvery until ctx is
-// done, and then waits for the receipts it is sending.
+// done; their dispatched receipts are queued (queueReceipt), so that a
+// slow mail server does not hold the dispatches.
 func (c *Checkout) runDispatchSweep(ctx context.Context) {
 	ticker := time.NewTicker(c.sweepEvery())
 	defer ticker.Stop()
-	var sending sync.WaitGroup
-	defer sending.Wait()
-	slots := make(chan struct{}, receiptsSentAtOnce)
 	for {
 		select {
 		case <-ctx.Done():
@@ -68,14 +63,9 @@ func (c *Checkout) runDispatchSweep(ctx context.Context) {
 				break
 			}
 			for _, o := range dispatched {
-				if o.Email == "" {
-					continue
+				if o.Email != "" {
+					c.queueReceipt(o.ID, receipt.StageDispatched)
 				}
-				sending.Go(func() {
-					slots <- struct{}{}
-					defer func() { <-slots }()
-					c.deliverReceipt(ctx, o.ID, receipt.StageDispatched)
-				})
 			}
 			if len(dispatched) < sweptAtOnce {
 				break

@@ -124,7 +124,7 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 		return nil, err
 	}
 	c := &Checkout{dbosCtx: dbosCtx, db: db, ds: ds, cfg: cfg.Checkout, retention: cfg.Retention, logger: cfg.Logger, metrics: metrics,
-		provider: cfg.Provider, receipts: cfg.Receipts, paidReceipts: make(chan int64, paidReceiptsQueued), publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), executorID: cmp.Or(cfg.ExecutorID, "local")}
+		provider: cfg.Provider, receipts: cfg.Receipts, receiptQueue: make(chan queuedReceipt, receiptsQueued), publicURL: strings.TrimSuffix(cfg.PublicURL, "/"), executorID: cmp.Or(cfg.ExecutorID, "local")}
 	if c.receipts == nil {
 		c.receipts = receipt.Log{Logger: cfg.Logger}
 	}
@@ -157,7 +157,7 @@ func Launch(ctx context.Context, db *store.DB, cfg LaunchConfig) (*Checkout, err
 	watching.Go(func() { c.runProbe(watchCtx) })
 	watching.Go(func() { c.pollSettlements(watchCtx) })
 	watching.Go(func() { c.runDispatchSweep(watchCtx) })
-	watching.Go(func() { c.sendPaidReceipts(watchCtx) })
+	watching.Go(func() { c.sendQueuedReceipts(watchCtx) })
 	c.stopWatch = func() { cancel(); watching.Wait() }
 	return c, nil
 }

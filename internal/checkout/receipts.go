@@ -30,8 +30,7 @@ import (
 
 // receiptsSweptAfter is how old an unsent receipt enqueued since the
 // instance launched must be before the watch's sweep sends it: younger
-// ones are their step's, the dispatch sweep's or the settling
-// process's (sendPaidReceipts) to send.
+// ones are their step's, or those queued (sendQueuedReceipts), to send.
 const receiptsSweptAfter = time.Minute
 
 // enqueueReceipt writes the receipt of the order's stage to the outbox, in
@@ -80,28 +79,40 @@ func (c *Checkout) sendReceipt(ctx dbos.Context, o orderOutput, stage receipt.St
 	return err
 }
 
-// paidReceiptsQueued bounds the paid receipts waiting in this process to
-// be sent (sendPaidReceipts); one more is left to the receipts' sweep.
-const paidReceiptsQueued = 1024
+// A receipt that this process enqueued in the transaction that moved its
+// order (the payment it settled, the dispatch it swept) is sent soon after
+// by sendQueuedReceipts, outside any step: a checkout of version5 sends
+// none itself.
 
-// queuePaidReceipt has the paid receipt of an order that this process
-// settled, enqueued in the settling transaction, sent soon after: a
-// checkout of version5 sends none itself. A receipt the queue has no room
-// for, or a crash keeps from going, is sent by the receipts' sweep.
-func (c *Checkout) queuePaidReceipt(o shop.Order) {
-	if o.Email == "" || o.CheckoutVersion < version5 {
-		return // no receipt, or its checkout's step sends it
-	}
+// queuedReceipt is a receipt in the outbox, for sendQueuedReceipts.
+type queuedReceipt struct {
+	orderID int64
+	stage   receipt.Stage
+}
+
+const (
+	// receiptsQueued bounds the receipts waiting in this process to be
+	// sent; one more is left to the receipts' sweep.
+	receiptsQueued = 1024
+	// receiptsSentAtOnce bounds the receipts sent at once, so that a slow
+	// mail server holds no more than that many.
+	receiptsSentAtOnce = 8
+)
+
+// queueReceipt has a receipt that this process enqueued sent soon. One
+// the queue has no room for, or a crash keeps from going, is sent by the
+// receipts' sweep; queueReceipt never waits.
+func (c *Checkout) queueReceipt(orderID int64, stage receipt.Stage) {
 	select {
-	case c.paidReceipts <- o.ID:
+	case c.receiptQueue <- queuedReceipt{orderID: orderID, stage: stage}:
 	default:
-		c.logger.Debug("the paid receipts queue is full: the receipts' sweep will send this one", "order", o.ID)
+		c.logger.Debug("the receipts queue is full: the receipts' sweep will send this one", "order", orderID, "stage", stage)
 	}
 }
 
-// sendPaidReceipts sends the paid receipts queued until ctx is done,
+// sendQueuedReceipts sends the receipts queued until ctx is done,
 // receiptsSentAtOnce at a time, and then waits for those it is sending.
-func (c *Checkout) sendPaidReceipts(ctx context.Context) {
+func (c *Checkout) sendQueuedReceipts(ctx context.Context) {
 	var sending sync.WaitGroup
 	defer sending.Wait()
 	slots := make(chan struct{}, receiptsSentAtOnce)
@@ -109,11 +120,11 @@ func (c *Checkout) sendPaidReceipts(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case orderID := <-c.paidReceipts:
+		case r := <-c.receiptQueue:
 			slots <- struct{}{}
 			sending.Go(func() {
 				defer func() { <-slots }()
-				c.deliverReceipt(ctx, orderID, receipt.StagePaid)
+				c.deliverReceipt(ctx, r.orderID, r.stage)
 			})
 		}
 	}

@@ -54,13 +54,13 @@ type paymentWord struct {
 // dispatch sweep dispatches it; before version5, the checkout did) or
 // cancels it.
 //
-// It costs, paid: the workflow's row, placeOrder, the settlement (the
-// order as its payment left it), and the workflow's outcome; the
-// webhook's transaction settles the order, and a sweep's
-// transaction dispatches it with others. A cart paid through the provider
-// adds createIntent, and an order with an email address a sendReceipt
-// step for its paid receipt. Before version5 the checkout also ran
-// markDispatched and a sendReceipt step for the dispatched receipt.
+// It costs, paid: the workflow's row, placeOrder, and the workflow's
+// outcome; the webhook's transaction settles the order, and a sweep's
+// transaction dispatches it with others. A seed checkout takes the
+// settlement step only when its deadline passed unpaid; a cart paid
+// through the provider adds createIntent and always takes the settlement.
+// Before version5 the checkout also published its placement, waited with
+// Recv, and ran markDispatched and a sendReceipt step per receipt.
 // docs/performance.md counts their statements.
 func (c *Checkout) checkout(ctx dbos.Context, in input) (Result, error) {
 	checkoutID, err := dbos.GetWorkflowID(ctx)
@@ -308,18 +308,18 @@ func (c *Checkout) cancelUnpaid(ctx dbos.Context, order orderOutput, reason stri
 	})
 }
 
-// dispatch sends the paid order's receipt and, for a checkout before
-// version5, dispatches it: its progress is counted from the time it was
-// paid (shop.Order.ProgressRemaining), so the workflow waits until the last
-// step is due and then marks the order DISPATCHED. A checkout of version5
-// and later ends here, its order PAID: the dispatch sweep (dispatch.go)
-// dispatches it when its last step is due.
+// dispatch ends a paid checkout. One of version5 and later ends here, its
+// order PAID: the dispatch sweep (dispatch.go) dispatches it when its last
+// step is due. One before version5 sends the paid receipt and dispatches
+// the order itself: its progress is counted from the time it was paid
+// (shop.Order.ProgressRemaining), so the workflow waits until the last
+// step is due and then marks the order DISPATCHED.
 func (c *Checkout) dispatch(ctx dbos.Context, in input, order orderOutput) (Result, error) {
 	if in.Version >= version5 {
 		// PAID, or DISPATCHED already when the sweep got to it before the
 		// checkout's settlement did (a restart, the poll's second). Its
 		// paid receipt is sent by the process that settled the payment
-		// (sendPaidReceipts), not by a step here.
+		// (settle, queueReceipt), not by a step here.
 		return Result{OrderID: order.ID, Status: order.Status}, nil
 	}
 	if err := c.sendReceipt(ctx, order, receipt.StagePaid); err != nil {
