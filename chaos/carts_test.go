@@ -204,7 +204,7 @@ func TestKillCartsWithReceipts(t *testing.T) {
 		// Receipts: one distinct message per order and stage. A kill between
 		// the server's acceptance and the shop's mark sends the same message
 		// again (the same Message-ID), which is counted apart.
-		if _, err := mail.WaitFor(len(want), 150*time.Second); err != nil {
+		if _, err := mail.WaitForDistinct(len(want), 150*time.Second); err != nil {
 			t.Error(err)
 		}
 		copies := 0

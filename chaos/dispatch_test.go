@@ -47,7 +47,7 @@ func TestDispatchedReceiptSentAfterKill(t *testing.T) {
 		mail.Refuse(nil)
 		s.run()
 		restarted := time.Now()
-		if _, err := mail.WaitFor(2, 30*time.Second); err != nil {
+		if _, err := mail.WaitForDistinct(2, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if took := time.Since(restarted); took > 20*time.Second {

@@ -230,19 +230,51 @@ func (s *Server) ByMessageID() map[string][]Message {
 // timeout, and returns those accepted by then; the error says how many
 // came when fewer than n did.
 func (s *Server) WaitFor(n int, timeout time.Duration) ([]Message, error) {
+	messages, ok := s.waitUntil(timeout, func(m []Message) bool { return len(m) >= n })
+	if !ok {
+		return messages, fmt.Errorf("the SMTP server got %d messages in %s, want %d", len(messages), timeout, n)
+	}
+	return messages, nil
+}
+
+// WaitForDistinct is WaitFor counting messages by their Message-ID: a
+// message sent again (a sender killed between the server's acceptance and
+// its own mark) counts once, so that it cannot stand in for one not yet
+// sent.
+func (s *Server) WaitForDistinct(n int, timeout time.Duration) ([]Message, error) {
+	messages, ok := s.waitUntil(timeout, func(m []Message) bool { return distinct(m) >= n })
+	if !ok {
+		return messages, fmt.Errorf("the SMTP server got %d distinct messages (%d in all) in %s, want %d",
+			distinct(messages), len(messages), timeout, n)
+	}
+	return messages, nil
+}
+
+// distinct counts the messages' Message-IDs.
+func distinct(messages []Message) int {
+	ids := map[string]bool{}
+	for _, m := range messages {
+		ids[m.MessageID] = true
+	}
+	return len(ids)
+}
+
+// waitUntil waits until done holds of the messages accepted, or for
+// timeout, and returns them; ok says whether done held.
+func (s *Server) waitUntil(timeout time.Duration, done func([]Message) bool) (messages []Message, ok bool) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		s.mu.Lock()
 		messages, changed := append([]Message(nil), s.messages...), s.changed
 		s.mu.Unlock()
-		if len(messages) >= n {
-			return messages, nil
+		if done(messages) {
+			return messages, true
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
-			return messages, fmt.Errorf("the SMTP server got %d messages in %s, want %d", len(messages), timeout, n)
+			return messages, false
 		}
 	}
 }

@@ -55,6 +55,13 @@ func TestServerKeepsWhatItAccepts(t *testing.T) {
 	if got, err := server.WaitFor(3, 10*time.Millisecond); err == nil || len(got) != 2 {
 		t.Errorf("WaitFor(3) with 2 messages = %d messages, %v; want 2 and an error", len(got), err)
 	}
+	// The copy of <one@example.com> counts once: WaitFor(2) was met, WaitForDistinct(2) is not.
+	if got, err := server.WaitForDistinct(2, 10*time.Millisecond); err == nil || len(got) != 2 {
+		t.Errorf("WaitForDistinct(2) with one message twice = %d messages, %v; want 2 and an error", len(got), err)
+	}
+	if _, err := server.WaitForDistinct(1, 10*time.Millisecond); err != nil {
+		t.Errorf("WaitForDistinct(1) with one message twice: %v", err)
+	}
 }
 
 func TestServerRequiresItsCredentials(t *testing.T) {
