@@ -44,15 +44,37 @@ func (db *DB) Restock(ctx context.Context, level int) (int, error) {
 	return n, nil
 }
 
+// reserveStock takes quantity of the product from stock for the order,
+// or returns errOutOfStock, with nothing written, when the stock it sees
+// is short. It writes only the ledger's row, with moves_stock: the
+// row's trigger applies it to the product's stock (migration 0018), on
+// PostgreSQL at the commit, so that the product's row lock, for which
+// every purchase of the product queues, is held for the commit alone. The
+// stock is checked here in the statement's snapshot, without a lock; a
+// purchase of the last units committed since fails this transaction at
+// its commit as a serialization failure, and the checkout's step, retried
+// by DBOS, then finds the stock short.
+func reserveStock(ctx context.Context, tx dbos.Querier, product, order int64, quantity int, nowMs int64) error {
+	var entry int64
+	err := tx.QueryRow(ctx, `
+		INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms, moves_stock)
+		SELECT product_id, $2, $3, 'reserve', $4, TRUE FROM products WHERE product_id = $1 AND inventory + $3 >= 0
+		RETURNING entry_id`, product, order, -int64(quantity), nowMs).Scan(&entry)
+	if IsNoRows(err) {
+		return errOutOfStock
+	}
+	if err != nil {
+		return fmt.Errorf("reserving %d of product %d: %w", quantity, product, err)
+	}
+	return nil
+}
+
 // moveStock changes a product's stock by delta and records why in the
 // ledger. A decrease that would take the stock below zero changes nothing
 // and returns errOutOfStock.
 func moveStock(ctx context.Context, tx dbos.Querier, product int64, order *int64, delta int64, reason string, nowMs int64) error {
-	// The ledger's row first, the guarded UPDATE last: the UPDATE locks
-	// the product's row until the transaction commits, and on PostgreSQL
-	// every purchase of the product waits for that lock, so it is taken as
-	// late as the transaction allows (only the step's checkpoint and the
-	// commit come after it). Too little stock takes the row back.
+	// Too little stock takes the ledger's row back. (A purchase's
+	// reservation, the hot path, is reserveStock's.)
 	var entry int64
 	if err := tx.QueryRow(ctx, `
 		INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms)

@@ -230,7 +230,7 @@ func reserveLines(ctx context.Context, tx dbos.Querier, orderID int64, lines []s
 	}
 	short := false
 	for _, l := range lines {
-		err := moveStock(ctx, tx, l.ProductID, &orderID, -int64(l.Quantity), "reserve", nowMs)
+		err := reserveStock(ctx, tx, l.ProductID, orderID, l.Quantity, nowMs)
 		if errors.Is(err, errOutOfStock) {
 			short = true
 			break
