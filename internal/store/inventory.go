@@ -55,16 +55,17 @@ func (db *DB) Restock(ctx context.Context, level int) (int, error) {
 // its commit as a serialization failure, and the checkout's step, retried
 // by DBOS, then finds the stock short.
 func reserveStock(ctx context.Context, tx dbos.Querier, product, order int64, quantity int, nowMs int64) error {
-	var entry int64
-	err := tx.QueryRow(ctx, `
+	res, err := tx.Exec(ctx, `
 		INSERT INTO inventory_ledger (product_id, order_id, delta, reason, created_at_ms, moves_stock)
-		SELECT product_id, $2, $3, 'reserve', $4, TRUE FROM products WHERE product_id = $1 AND inventory + $3 >= 0
-		RETURNING entry_id`, product, order, -int64(quantity), nowMs).Scan(&entry)
-	if IsNoRows(err) {
-		return errOutOfStock
-	}
+		SELECT product_id, $2, $3, 'reserve', $4, TRUE FROM products WHERE product_id = $1 AND inventory + $3 >= 0`,
+		product, order, -int64(quantity), nowMs)
 	if err != nil {
 		return fmt.Errorf("reserving %d of product %d: %w", quantity, product, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return errOutOfStock
 	}
 	return nil
 }

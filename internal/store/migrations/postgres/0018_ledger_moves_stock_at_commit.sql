@@ -4,8 +4,9 @@
 -- until the commit: taken by placeOrder's UPDATE, it was held through the
 -- rest of the DBOS step (the savepoint's release, the owner check, the
 -- checkpoint's INSERT, the COMMIT: four round trips to a busy shop), and
--- every other purchase of that product queued behind it (106 ms of
--- waiting per purchase at C = 32, docs/performance.md).
+-- every other purchase of that product queued behind it (106.8 ms of
+-- waiting a call at C = 32, by pg_stat_statements: 260 s of the 282 s the
+-- backends spent in statements during a 20 s loadgen run).
 --
 -- A ledger row written with moves_stock applies its delta here, at the
 -- commit, under the lock for only the commit's own work. The statement
