@@ -18,22 +18,29 @@ import (
 const consoleToken = "s3cret"
 
 // failDispatch makes the database refuse to mark any order DISPATCHED, as a
-// broken database would, so that a paid checkout fails at its last step;
-// the returned function lifts the refusal. It is a trigger: the checkout
-// meets a real error from its real database.
+// broken database would, so that a paid checkout of version 4 fails at its
+// last step; the returned function lifts the refusal.
 func failDispatch(t testing.TB, db *store.DB) (repair func()) {
 	t.Helper()
+	return failOrderStatus(t, db, "DISPATCHED")
+}
+
+// failOrderStatus makes the database refuse to give any order that status
+// until the returned function lifts the refusal. It is a trigger: the
+// checkout meets a real error from its real database.
+func failOrderStatus(t testing.TB, db *store.DB, status string) (repair func()) {
+	t.Helper()
 	ctx := context.Background()
-	create := []string{`CREATE TRIGGER fail_dispatch BEFORE UPDATE ON orders
-		WHEN NEW.status = 'DISPATCHED' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END`}
-	drop := []string{`DROP TRIGGER fail_dispatch`}
+	create := []string{`CREATE TRIGGER fail_status BEFORE UPDATE ON orders
+		WHEN NEW.status = '` + status + `' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END`}
+	drop := []string{`DROP TRIGGER fail_status`}
 	if db.Engine() == "postgres" {
 		create = []string{
-			`CREATE FUNCTION fail_dispatch() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql`,
-			`CREATE TRIGGER fail_dispatch BEFORE UPDATE ON orders FOR EACH ROW
-				WHEN (NEW.status = 'DISPATCHED') EXECUTE FUNCTION fail_dispatch()`,
+			`CREATE FUNCTION fail_status() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql`,
+			`CREATE TRIGGER fail_status BEFORE UPDATE ON orders FOR EACH ROW
+				WHEN (NEW.status = '` + status + `') EXECUTE FUNCTION fail_status()`,
 		}
-		drop = []string{`DROP TRIGGER fail_dispatch ON orders`, `DROP FUNCTION fail_dispatch()`}
+		drop = []string{`DROP TRIGGER fail_status ON orders`, `DROP FUNCTION fail_status()`}
 	}
 	for _, stmt := range create {
 		if _, err := db.Q().Exec(ctx, stmt); err != nil {

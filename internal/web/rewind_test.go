@@ -3,9 +3,11 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/widgetstore/widgetstore/internal/checkout"
 	"github.com/widgetstore/widgetstore/internal/dbtest"
@@ -112,6 +114,63 @@ func TestConsoleRewind(t *testing.T) {
 		// the finished one; the malformed bodies (400) are not actions.
 		if rewinds != 6 || refused != 5 {
 			t.Errorf("the audit log has %d rewinds, %d refused; want 6 and 5: %+v", rewinds, refused, actions)
+		}
+	})
+}
+
+// TestConsoleRewindUnpaid, on both engines: a checkout of this build
+// (version 5, which waits on its order's row) whose payment never came
+// fails at its deadline, the database refusing to cancel the order, and is
+// rewound in place from that settlement step once the database is mended:
+// it cancels its own order, whose reserved stock goes back once, with no
+// second order or reservation, and both books are clean. A rewind to
+// placeOrder is refused as for any checkout.
+func TestConsoleRewindUnpaid(t *testing.T) {
+	t.Parallel()
+	dbtest.RunEach(t, func(t *testing.T, url string) {
+		t.Parallel()
+		cfg := testConfig
+		cfg.PaymentTimeout = time.Second
+		s := newTestServerWith(t, url, cfg, web.Options{OperatorToken: []byte(consoleToken)})
+		op := signIn(t, s)
+		repair := failOrderStatus(t, s.db, "CANCELLED")
+		paymentID := s.do(t, "POST", "/checkout/rewind-unpaid", "").body
+
+		failed := op.waitWorkflow(t, "rewind-unpaid", "ERROR", func(v workflowView) bool { return v.Workflow.Status == "ERROR" })
+		place, settle := failed.stepID("checkout.placeOrder"), failed.stepID("checkout.settlement")
+		if place < 0 || settle <= place {
+			t.Fatalf("the failed checkout's steps: %+v, want placeOrder and then its settlement", failed.Steps)
+		}
+		if !failed.Workflow.Rewindable || failed.Order == nil || failed.Order.Status != "PENDING" || failed.Order.PaymentID != paymentID {
+			t.Fatalf("the failed checkout: %+v, order %+v; want it rewindable, its order PENDING with payment %s", failed.Workflow, failed.Order, paymentID)
+		}
+		if status, body := op.do(t, "POST", "/api/workflows/rewind-unpaid/rewind", `{"start_step": `+strconv.Itoa(place)+`}`); status != 409 {
+			t.Errorf("rewinding to placeOrder (step %d): %d %s, want 409", place, status, body)
+		}
+
+		repair()
+		if status, body := op.do(t, "POST", "/api/workflows/rewind-unpaid/rewind", `{"start_step": `+strconv.Itoa(settle)+`}`); status != 202 {
+			t.Fatalf("rewinding to the settlement (step %d): %d %s", settle, status, body)
+		}
+		done := op.waitWorkflow(t, "rewind-unpaid", "SUCCESS", func(v workflowView) bool { return v.Workflow.Status == "SUCCESS" })
+		if done.Order == nil || done.Order.ID != failed.Order.ID || done.Order.Status != "CANCELLED" {
+			t.Errorf("the rewound checkout's order: %+v, want order %d CANCELLED", done.Order, failed.Order.ID)
+		}
+		if len(done.Forks) != 0 || done.Workflow.ForkedFrom != "" {
+			t.Errorf("the rewind forked: %+v", done.Workflow)
+		}
+		var deltas []int
+		for _, l := range done.Ledger {
+			deltas = append(deltas, l.Delta)
+		}
+		if !slices.Equal(deltas, []int{-1, 1}) {
+			t.Errorf("the rewound order's stock ledger: %+v, want its reservation of 1 and its release", done.Ledger)
+		}
+		if orders := listOrders(t, s); len(orders) != 1 {
+			t.Errorf("orders after the rewind: %+v, want the one placed", orders)
+		}
+		if breaches := auditBreaches(t, s, "Authorization", "Bearer "+consoleToken); len(breaches) != 0 {
+			t.Errorf("the books after the rewind: %q", breaches)
 		}
 	})
 }
