@@ -75,24 +75,31 @@ func (c *Checkout) runDispatchSweep(ctx context.Context) {
 }
 
 // sweepDispatches dispatches the orders due at now, and enqueues their
-// dispatched receipts, in one transaction; it returns them. A read first
-// sees whether any is due: an idle shop sweeps with it alone.
+// dispatched receipts, in one transaction (in a span when the checkout
+// traces); it returns them. A read first sees whether any is due: an idle
+// shop sweeps with it alone, and traces nothing.
 func (c *Checkout) sweepDispatches(ctx context.Context, now time.Time) ([]shop.Order, error) {
 	if due, err := store.AnyDispatchDue(ctx, c.db.Q(), now); err != nil || !due {
 		return nil, err
 	}
-	var dispatched []shop.Order
-	err := c.db.InTx(ctx, func(tx dbos.Tx) error {
-		var err error
-		if dispatched, err = store.DispatchDue(ctx, tx, now, sweptAtOnce); err != nil {
-			return err
-		}
-		for _, o := range dispatched {
-			if err := c.enqueueReceipt(ctx, tx, o, receipt.StageDispatched, 0, now); err != nil {
+	dispatched, err := tracedSweep(ctx, c, func(ctx context.Context) ([]shop.Order, error) {
+		var dispatched []shop.Order
+		err := c.db.InTx(ctx, func(tx dbos.Tx) error {
+			var err error
+			if dispatched, err = store.DispatchDue(ctx, tx, now, sweptAtOnce); err != nil {
 				return err
 			}
+			for _, o := range dispatched {
+				if err := c.enqueueReceipt(ctx, tx, o, receipt.StageDispatched, 0, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		return nil
+		return dispatched, nil
 	})
 	if err != nil {
 		return nil, err

@@ -30,7 +30,12 @@ import (
 const (
 	AttrWorkflowID = attribute.Key("workflow.id")
 	AttrOrderID    = attribute.Key("order.id")
+	// AttrOrderIDs lists the orders a dispatch sweep dispatched.
+	AttrOrderIDs = attribute.Key("order.ids")
 )
+
+// spanDispatchSweep names the span of a dispatch sweep's transaction.
+const spanDispatchSweep = "checkout.dispatchSweep"
 
 // tracerName names the checkout's tracer, as the OpenTelemetry API asks:
 // the instrumenting package.
@@ -125,4 +130,27 @@ func (c *Checkout) traceFrom(reqCtx context.Context) dbos.Context {
 		return c.dbosCtx
 	}
 	return dbos.From(c.dbosCtx, trace.ContextWithSpanContext(c.dbosCtx, parent))
+}
+
+// tracedSweep runs a dispatch sweep's transaction, sweep, in a span when
+// the checkout traces: it belongs to no checkout (it dispatches the orders
+// of many), so it has no workflow.id, and order.ids lists the orders it
+// dispatched.
+func tracedSweep(ctx context.Context, c *Checkout, sweep func(context.Context) ([]shop.Order, error)) ([]shop.Order, error) {
+	if c.tracer == nil {
+		return sweep(ctx)
+	}
+	spanCtx, span := c.tracer.Start(ctx, spanDispatchSweep)
+	defer span.End()
+	dispatched, err := sweep(spanCtx)
+	ids := make([]int64, len(dispatched))
+	for i, o := range dispatched {
+		ids[i] = o.ID
+	}
+	span.SetAttributes(AttrOrderIDs.Int64Slice(ids))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return dispatched, err
 }

@@ -21,8 +21,9 @@ import (
 // a shop that stopped, and recovered by the next launch, which traces,
 // has spans without a parent (there is no request), each with the
 // workflow's and the order's ids: its placeOrder again, replayed from the
-// checkpoint, and the steps after. Its order and its books are as without
-// tracing.
+// checkpoint, and the steps after; the sweep that dispatches its order has
+// a span of its own naming the order. Its order and its books are as
+// without tracing.
 func TestTracedCheckoutRecovered(t *testing.T) {
 	t.Parallel()
 	dbtest.RunEach(t, func(t *testing.T, url string) {
@@ -65,17 +66,40 @@ func TestTracedCheckoutRecovered(t *testing.T) {
 		f.awaitOrder(t, order.ID, shop.StatusDispatched)
 		f.audit(t)
 
-		// Paid, the seed checkout ends without a step after placeOrder's
-		// (the dispatch sweep dispatches its order).
+		// Paid, the seed checkout ends without a step after placeOrder's;
+		// the dispatch sweep dispatches its order, in a span of its own
+		// that names the order, of no checkout. The sweep's span ends
+		// just after its commit, which awaitOrder may see first.
 		f.awaitCheckoutEnded(t, key)
 		var names []string
-		for _, s := range spans.GetSpans() {
-			names = append(names, s.Name)
+		var sweep *tracetest.SpanStub
+		for deadline := time.Now().Add(5 * time.Second); sweep == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			names = names[:0]
+			for _, s := range spans.GetSpans() {
+				if s.Name == "checkout.dispatchSweep" {
+					sweep = &s
+				} else {
+					names = append(names, s.Name)
+				}
+			}
 		}
 		if want := []string{"checkout.placeOrder"}; !slices.Equal(names, want) {
 			t.Errorf("the recovered checkout's spans: %q, want %q", names, want)
 		}
+		if sweep == nil {
+			t.Fatalf("no span of the sweep that dispatched order %d: %q", order.ID, names)
+		}
+		attrs := map[attribute.Key]attribute.Value{}
+		for _, kv := range sweep.Attributes {
+			attrs[kv.Key] = kv.Value
+		}
+		if _, ok := attrs[checkout.AttrWorkflowID]; ok || sweep.Parent.IsValid() || !slices.Equal(attrs[checkout.AttrOrderIDs].AsInt64Slice(), []int64{order.ID}) {
+			t.Errorf("the sweep's span: parent %v, attributes %v; want no parent, no workflow, orders [%d]", sweep.Parent, sweep.Attributes, order.ID)
+		}
 		for _, s := range spans.GetSpans() {
+			if s.Name == "checkout.dispatchSweep" {
+				continue
+			}
 			ids := map[attribute.Key]string{}
 			for _, kv := range s.Attributes {
 				ids[kv.Key] = kv.Value.String()
