@@ -82,29 +82,33 @@ func (c *Checkout) sweepDispatches(ctx context.Context, now time.Time) ([]shop.O
 	if due, err := store.AnyDispatchDue(ctx, c.db.Q(), now); err != nil || !due {
 		return nil, err
 	}
-	dispatched, err := tracedSweep(ctx, c, func(ctx context.Context) ([]shop.Order, error) {
-		var dispatched []shop.Order
-		err := c.db.InTx(ctx, func(tx dbos.Tx) error {
-			var err error
-			if dispatched, err = store.DispatchDue(ctx, tx, now, sweptAtOnce); err != nil {
-				return err
-			}
-			for _, o := range dispatched {
-				if err := c.enqueueReceipt(ctx, tx, o, receipt.StageDispatched, 0, now); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		return dispatched, nil
-	})
+	dispatched, err := tracedSweep(ctx, c, func(ctx context.Context) ([]shop.Order, error) { return c.dispatchDue(ctx, now) })
 	if err != nil {
 		return nil, err
 	}
 	c.metrics.settled[shop.StatusDispatched].Add(float64(len(dispatched)))
+	return dispatched, nil
+}
+
+// dispatchDue is the sweep's transaction: it dispatches the orders due at
+// now, at most sweptAtOnce, and enqueues their dispatched receipts.
+func (c *Checkout) dispatchDue(ctx context.Context, now time.Time) ([]shop.Order, error) {
+	var dispatched []shop.Order
+	err := c.db.InTx(ctx, func(tx dbos.Tx) error {
+		var err error
+		if dispatched, err = store.DispatchDue(ctx, tx, now, sweptAtOnce); err != nil {
+			return err
+		}
+		for _, o := range dispatched {
+			if err := c.enqueueReceipt(ctx, tx, o, receipt.StageDispatched, 0, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	return dispatched, nil
 }
 
