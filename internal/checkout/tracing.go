@@ -95,10 +95,15 @@ func traced[R any](ctx dbos.Context, c *Checkout, name string, orderID int64, st
 		span.SetAttributes(AttrOrderID.Int64(id))
 	}
 	if err != nil && !isTimeout(err) {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+		failSpan(span, err)
 	}
 	return out, err
+}
+
+// failSpan marks the span as failed with err.
+func failSpan(span trace.Span, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
 }
 
 // orderOf is the id of the order a step's output holds, or 0.
@@ -149,8 +154,7 @@ func tracedSweep(ctx context.Context, c *Checkout, sweep func(context.Context) (
 	}
 	span.SetAttributes(AttrOrderIDs.Int64Slice(ids))
 	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+		failSpan(span, err)
 	}
 	return dispatched, err
 }

@@ -2,7 +2,6 @@ package checkout_test
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -71,17 +70,21 @@ func TestTracedCheckoutRecovered(t *testing.T) {
 		// that names the order, of no checkout. The sweep's span ends
 		// just after its commit, which awaitOrder may see first.
 		f.awaitCheckoutEnded(t, key)
-		var names []string
+		var steps []tracetest.SpanStub // the checkout's
 		var sweep *tracetest.SpanStub
 		for deadline := time.Now().Add(5 * time.Second); sweep == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			names = names[:0]
+			steps = steps[:0]
 			for _, s := range spans.GetSpans() {
 				if s.Name == "checkout.dispatchSweep" {
 					sweep = &s
 				} else {
-					names = append(names, s.Name)
+					steps = append(steps, s)
 				}
 			}
+		}
+		var names []string
+		for _, s := range steps {
+			names = append(names, s.Name)
 		}
 		if want := []string{"checkout.placeOrder"}; !slices.Equal(names, want) {
 			t.Errorf("the recovered checkout's spans: %q, want %q", names, want)
@@ -89,24 +92,24 @@ func TestTracedCheckoutRecovered(t *testing.T) {
 		if sweep == nil {
 			t.Fatalf("no span of the sweep that dispatched order %d: %q", order.ID, names)
 		}
-		attrs := map[attribute.Key]attribute.Value{}
-		for _, kv := range sweep.Attributes {
-			attrs[kv.Key] = kv.Value
-		}
+		attrs := attributes(*sweep)
 		if _, ok := attrs[checkout.AttrWorkflowID]; ok || sweep.Parent.IsValid() || !slices.Equal(attrs[checkout.AttrOrderIDs].AsInt64Slice(), []int64{order.ID}) {
 			t.Errorf("the sweep's span: parent %v, attributes %v; want no parent, no workflow, orders [%d]", sweep.Parent, sweep.Attributes, order.ID)
 		}
-		for _, s := range spans.GetSpans() {
-			if s.Name == "checkout.dispatchSweep" {
-				continue
-			}
-			ids := map[attribute.Key]string{}
-			for _, kv := range s.Attributes {
-				ids[kv.Key] = kv.Value.String()
-			}
-			if s.Parent.IsValid() || ids[checkout.AttrWorkflowID] != key || ids[checkout.AttrOrderID] != fmt.Sprint(order.ID) {
+		for _, s := range steps {
+			attrs := attributes(s)
+			if s.Parent.IsValid() || attrs[checkout.AttrWorkflowID].AsString() != key || attrs[checkout.AttrOrderID].AsInt64() != order.ID {
 				t.Errorf("span %s: parent %v, attributes %v; want no parent, workflow %s, order %d", s.Name, s.Parent, s.Attributes, key, order.ID)
 			}
 		}
 	})
+}
+
+// attributes are the span's attributes by key.
+func attributes(s tracetest.SpanStub) map[attribute.Key]attribute.Value {
+	attrs := map[attribute.Key]attribute.Value{}
+	for _, kv := range s.Attributes {
+		attrs[kv.Key] = kv.Value
+	}
+	return attrs
 }
